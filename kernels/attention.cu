@@ -1,0 +1,511 @@
+// Flash attention over packed variable-length sequences on the GPU, fp32, templated on the head
+// size HS ∈ {32, 64, 128}. Layouts and the math are in kernels/attention.h; this file is the
+// tiling.
+//
+// Every kernel runs 256 threads seen as a 16 × 16 grid (ty, tx) and is built from two block-wide
+// tile products on shared memory:
+//   tile_dot:        S = A · Bᵀ over HS, A [R][HS], B [K][HS]; thread (ty, tx) computes rows
+//                    ty·RM + i (RM = R/16) and columns tx + 16·j (j < K/16), in registers.
+//   tile_accumulate: acc += P · X, P [R][K] (scores), X [K][HS]; thread (ty, tx) owns rows
+//                    ty·RM + i and head channels tx + 16·k (k < HS/16), in registers.
+// A thread's score rows are therefore the same rows as its output rows, and the 16 threads sharing
+// a row are the 16 lanes of one half-warp, so row reductions are half-warp shuffles.
+// Head tiles live in shared memory as [rows][HS + 4]: the +4 makes the float4 reads of 8 lanes on
+// consecutive rows hit 32 distinct banks. Score tile rows are padded to width + 16/RM floats, so
+// rows RM apart (the two half-warps of a warp) start 16 banks apart and never conflict.
+//
+// Grids are (tiles of max_length, B, NH); a block whose tile starts past its sequence's end exits
+// at once (uniformly, before any barrier). Rows past the end are zero-filled in shared memory,
+// masked out of the softmax, and never written.
+//
+// Forward, block = kForwardQueries queries of one (sequence, head); Q stays in shared memory while
+// K/V tiles stream through (causal blocks stop at the diagonal tile). Per tile:
+//   S = Q·Kᵀ·scale (masked −∞), m' = max(m, rowmax S), P = exp(S − m'),
+//   l ← l·exp(m − m') + Σ P,  acc ← acc·exp(m − m') + P·V,  m ← m'.
+// Finally out = acc / l and lse = m + log l. The first key of the sequence is visible to every row
+// of every block (also to the zero rows past the end), so m is finite after the first tile,
+// exp(m − m') never sees ∞ − ∞, and l ≥ 1: no NaN.
+//
+// Backward (FA2-style, deterministic: every output element has exactly one writer, no atomics):
+//   delta kernel:  D_i = Σ_d dout_i ⊙ out_i, one warp per (token, head).
+//   dK/dV kernel:  block = kBackwardOwned keys; K and V stay in shared memory; query tiles stream
+//                  (causal: from the block's first key on). Recompute, for the thread's
+//                  (key j, query i) pairs, Pᵀ_ji = exp(k_j·q_i·scale − lse_i) and
+//                  dPᵀ_ji = v_j·dout_i, dSᵀ_ji = Pᵀ_ji (dPᵀ_ji − D_i)·scale, then
+//                  dV += Pᵀ·dO and dK += dSᵀ·Q.
+//   dQ kernel:     block = kBackwardOwned queries; Q, dO stay; key tiles stream (causal: up to
+//                  the diagonal). Recompute P and dS the same way, dQ += dS·K.
+// The pair (P, dS) is recomputed twice, once per kernel, instead of being stored: O(T) memory.
+
+#include <cmath>
+
+#include "kernels/attention.h"
+#include "kernels/cuda_common.cuh"
+
+namespace recforge::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int kGridSide = 16;  // threads per row and per column of the 16 × 16 thread grid
+
+template <int HS>
+struct Tiles {
+  static constexpr int kForwardQueries = 64;
+  static constexpr int kForwardKeys = HS == 128 ? 32 : 64;
+  static constexpr int kBackwardOwned = HS == 128 ? 32 : 64;  // keys (dK/dV), queries (dQ)
+  static constexpr int kBackwardStreamed = 32;                // queries (dK/dV), keys (dQ)
+  static constexpr int kStride = HS + 4;                      // head tile row stride, floats
+};
+
+// Row stride of a score tile `cols` wide whose rows are dealt out rows_per_thread at a time:
+// rows_per_thread · stride ≡ 16 (mod 32) for cols a multiple of 32.
+constexpr int score_stride(int cols, int rows_per_thread) { return cols + 16 / rows_per_thread; }
+
+struct AttentionArgs {
+  const int32_t* offsets;
+  int num_heads;
+  float scale;  // 1 / √HS
+  bool causal;
+};
+
+extern __shared__ float4 attention_shared[];
+
+__device__ __forceinline__ int thread_row() { return threadIdx.x / kGridSide; }
+__device__ __forceinline__ int thread_col() { return threadIdx.x % kGridSide; }
+
+// Whether a query may attend to a key, positions relative to the sequence start. A query past the
+// end sees every key up to it; the backward masks such queries separately.
+__device__ __forceinline__ bool key_visible(int query, int key, int length, bool causal) {
+  return key < length && !(causal && key > query);
+}
+
+// tile[r][0:HS] = src[r · row_stride + 0:HS] for r < valid_rows, zero for the rest of the ROWS.
+// Consecutive threads copy consecutive float4s of a row: coalesced global reads.
+template <int HS, int ROWS>
+__device__ void load_tile(float* tile, const float* src, int64_t row_stride, int valid_rows) {
+  constexpr int kVectorsPerRow = HS / 4;
+  for (int index = threadIdx.x; index < ROWS * kVectorsPerRow; index += kThreads) {
+    const int r = index / kVectorsPerRow, c = index % kVectorsPerRow * 4;
+    float4 value = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    if (r < valid_rows) value = *reinterpret_cast<const float4*>(src + r * row_stride + c);
+    *reinterpret_cast<float4*>(tile + r * Tiles<HS>::kStride + c) = value;
+  }
+}
+
+// s[i][j] = A[ty·RM + i, :] · B[tx + 16j, :] over HS channels (A, B head tiles).
+template <int HS, int RM, int CN>
+__device__ void tile_dot(float (&s)[RM][CN], const float* A, const float* B) {
+  constexpr int kStride = Tiles<HS>::kStride;
+  const float* a_rows = A + thread_row() * RM * kStride;
+  const float* b_rows = B + thread_col() * kStride;
+#pragma unroll
+  for (int i = 0; i < RM; ++i) {
+#pragma unroll
+    for (int j = 0; j < CN; ++j) s[i][j] = 0.0f;
+  }
+#pragma unroll 2
+  for (int d = 0; d < HS; d += 4) {
+    float4 a[RM], b[CN];
+#pragma unroll
+    for (int i = 0; i < RM; ++i) a[i] = *reinterpret_cast<const float4*>(a_rows + i * kStride + d);
+#pragma unroll
+    for (int j = 0; j < CN; ++j) {
+      b[j] = *reinterpret_cast<const float4*>(b_rows + j * kGridSide * kStride + d);
+    }
+#pragma unroll
+    for (int i = 0; i < RM; ++i) {
+#pragma unroll
+      for (int j = 0; j < CN; ++j) {
+        s[i][j] += a[i].x * b[j].x + a[i].y * b[j].y + a[i].z * b[j].z + a[i].w * b[j].w;
+      }
+    }
+  }
+}
+
+// acc[i][k] += Σ_{j < COLS} P[ty·RM + i, j] · X[j, tx + 16k]  (P a score tile, X a head tile).
+template <int HS, int RM, int COLS, int P_STRIDE>
+__device__ void tile_accumulate(float (&acc)[RM][HS / kGridSide], const float* P, const float* X) {
+  constexpr int kChannels = HS / kGridSide;
+  const float* p_rows = P + thread_row() * RM * P_STRIDE;
+  const float* x_cols = X + thread_col();
+#pragma unroll 4
+  for (int j = 0; j < COLS; ++j) {
+    float x[kChannels];
+#pragma unroll
+    for (int k = 0; k < kChannels; ++k) x[k] = x_cols[j * Tiles<HS>::kStride + k * kGridSide];
+#pragma unroll
+    for (int i = 0; i < RM; ++i) {
+      const float p = p_rows[i * P_STRIDE + j];
+#pragma unroll
+      for (int k = 0; k < kChannels; ++k) acc[i][k] += p * x[k];
+    }
+  }
+}
+
+// Writes the thread's rows of acc (rows row0 + ty·RM + i < length) to a [tokens][row_stride]
+// tensor whose row 0 is `dst` (one head's channels).
+template <int HS, int RM>
+__device__ void store_rows(float* dst, int64_t row_stride, int row0, int length,
+                           const float (&acc)[RM][HS / kGridSide]) {
+#pragma unroll
+  for (int i = 0; i < RM; ++i) {
+    const int row = row0 + thread_row() * RM + i;
+    if (row >= length) continue;
+#pragma unroll
+    for (int k = 0; k < HS / kGridSide; ++k) {
+      dst[row * row_stride + thread_col() + k * kGridSide] = acc[i][k];
+    }
+  }
+}
+
+template <int HS, int RM>
+__device__ void zero(float (&acc)[RM][HS / kGridSide]) {
+#pragma unroll
+  for (int i = 0; i < RM; ++i) {
+#pragma unroll
+    for (int k = 0; k < HS / kGridSide; ++k) acc[i][k] = 0.0f;
+  }
+}
+
+// ---- Forward ------------------------------------------------------------------------------------
+template <int HS>
+constexpr size_t forward_shared_floats() {
+  using T = Tiles<HS>;
+  constexpr int RM = T::kForwardQueries / kGridSide;
+  return (T::kForwardQueries + 2 * T::kForwardKeys) * T::kStride +
+         T::kForwardQueries * score_stride(T::kForwardKeys, RM);
+}
+
+template <int HS>
+__global__ void __launch_bounds__(kThreads)
+    attention_forward_kernel(float* out, float* lse, const float* qkv, AttentionArgs args) {
+  using T = Tiles<HS>;
+  constexpr int BQ = T::kForwardQueries, BK = T::kForwardKeys;
+  constexpr int RM = BQ / kGridSide, CN = BK / kGridSide;
+  constexpr int P_STRIDE = score_stride(BK, RM);
+  const int b = blockIdx.y, h = blockIdx.z, q0 = blockIdx.x * BQ;
+  const int begin = args.offsets[b], length = args.offsets[b + 1] - begin;
+  if (q0 >= length) return;
+
+  float* Qs = reinterpret_cast<float*>(attention_shared);  // [BQ][HS + 4]
+  float* Ks = Qs + BQ * T::kStride;                        // [BK][HS + 4]
+  float* Vs = Ks + BK * T::kStride;                        // [BK][HS + 4]
+  float* Ps = Vs + BK * T::kStride;                        // [BQ][P_STRIDE]
+
+  const int C = args.num_heads * HS;
+  const int64_t qkv_stride = 3LL * C;
+  const float* q_head = qkv + begin * qkv_stride + h * HS;  // token `begin`, query head h
+  load_tile<HS, BQ>(Qs, q_head + q0 * qkv_stride, qkv_stride, length - q0);
+
+  const int ty = thread_row(), tx = thread_col();
+  float row_max[RM], row_sum[RM], acc[RM][HS / kGridSide];
+#pragma unroll
+  for (int i = 0; i < RM; ++i) {
+    row_max[i] = -INFINITY;
+    row_sum[i] = 0.0f;  // this thread's columns only, reduced over the half-warp at the end
+  }
+  zero<HS, RM>(acc);
+
+  const int key_end = args.causal ? min(length, q0 + BQ) : length;
+  for (int k0 = 0; k0 < key_end; k0 += BK) {
+    __syncthreads();  // the previous tile's readers are done with Ks, Vs, Ps
+    load_tile<HS, BK>(Ks, q_head + C + k0 * qkv_stride, qkv_stride, length - k0);
+    load_tile<HS, BK>(Vs, q_head + 2 * C + k0 * qkv_stride, qkv_stride, length - k0);
+    __syncthreads();
+    float s[RM][CN];
+    tile_dot<HS>(s, Qs, Ks);
+#pragma unroll
+    for (int i = 0; i < RM; ++i) {
+      const int query = q0 + ty * RM + i;
+      float tile_max = -INFINITY;
+#pragma unroll
+      for (int j = 0; j < CN; ++j) {
+        const bool visible = key_visible(query, k0 + tx + j * kGridSide, length, args.causal);
+        s[i][j] = visible ? s[i][j] * args.scale : -INFINITY;
+        tile_max = fmaxf(tile_max, s[i][j]);
+      }
+      const float new_max = fmaxf(row_max[i], warp_reduce<kGridSide>(tile_max, Max{}));
+      const float correction = expf(row_max[i] - new_max);  // 0 on the first tile
+      row_sum[i] *= correction;
+#pragma unroll
+      for (int k = 0; k < HS / kGridSide; ++k) acc[i][k] *= correction;
+#pragma unroll
+      for (int j = 0; j < CN; ++j) {
+        const float p = expf(s[i][j] - new_max);  // 0 for masked keys
+        row_sum[i] += p;
+        Ps[(ty * RM + i) * P_STRIDE + tx + j * kGridSide] = p;
+      }
+      row_max[i] = new_max;
+    }
+    __syncthreads();  // Ps complete
+    tile_accumulate<HS, RM, BK, P_STRIDE>(acc, Ps, Vs);
+  }
+
+#pragma unroll
+  for (int i = 0; i < RM; ++i) {
+    const float sum = warp_reduce<kGridSide>(row_sum[i], Sum{});
+#pragma unroll
+    for (int k = 0; k < HS / kGridSide; ++k) acc[i][k] /= sum;
+    const int query = q0 + ty * RM + i;
+    if (tx == 0 && query < length) {
+      lse[(static_cast<int64_t>(begin) + query) * args.num_heads + h] = row_max[i] + logf(sum);
+    }
+  }
+  store_rows<HS, RM>(out + static_cast<int64_t>(begin) * C + h * HS, C, q0, length, acc);
+}
+
+// ---- Backward -----------------------------------------------------------------------------------
+constexpr int kDeltaWarps = 8;
+
+// delta[r] = Σ_d dout[r, d] · out[r, d] over the rows r = (token, head) of [N·NH, HS].
+__global__ void attention_delta_kernel(float* delta, const float* dout, const float* out,
+                                       int64_t rows, int HS) {
+  const int64_t r = static_cast<int64_t>(blockIdx.x) * kDeltaWarps + threadIdx.x / kWarpSize;
+  if (r >= rows) return;
+  float sum = 0.0f;
+  for (int d = threadIdx.x % kWarpSize; d < HS; d += kWarpSize) {
+    sum += dout[r * HS + d] * out[r * HS + d];
+  }
+  sum = warp_reduce(sum, Sum{});
+  if (threadIdx.x % kWarpSize == 0) delta[r] = sum;
+}
+
+// lse and delta of `count` rows starting at query q0 into shared memory (0 past the end).
+__device__ void load_row_stats(float* lse_s, float* delta_s, const float* lse, const float* delta,
+                               int64_t first_token, int q0, int count, int length, int num_heads,
+                               int h) {
+  for (int r = threadIdx.x; r < count; r += kThreads) {
+    const bool valid = q0 + r < length;
+    const int64_t at = (first_token + q0 + r) * num_heads + h;
+    lse_s[r] = valid ? lse[at] : 0.0f;
+    delta_s[r] = valid ? delta[at] : 0.0f;
+  }
+}
+
+template <int HS>
+constexpr size_t backward_dkdv_shared_floats() {
+  using T = Tiles<HS>;
+  constexpr int RM = T::kBackwardOwned / kGridSide;
+  return 2 * (T::kBackwardOwned + T::kBackwardStreamed) * T::kStride +
+         2 * T::kBackwardOwned * score_stride(T::kBackwardStreamed, RM) + 2 * T::kBackwardStreamed;
+}
+
+template <int HS>
+__global__ void __launch_bounds__(kThreads)
+    attention_backward_dkdv_kernel(float* dqkv, const float* dout, const float* qkv,
+                                   const float* lse, const float* delta, AttentionArgs args) {
+  using T = Tiles<HS>;
+  constexpr int BK = T::kBackwardOwned, BQ = T::kBackwardStreamed;
+  constexpr int RM = BK / kGridSide, CN = BQ / kGridSide;
+  constexpr int P_STRIDE = score_stride(BQ, RM);
+  const int b = blockIdx.y, h = blockIdx.z, k0 = blockIdx.x * BK;
+  const int begin = args.offsets[b], length = args.offsets[b + 1] - begin;
+  if (k0 >= length) return;
+
+  float* Ks = reinterpret_cast<float*>(attention_shared);  // [BK][HS + 4]
+  float* Vs = Ks + BK * T::kStride;                        // [BK][HS + 4]
+  float* Qs = Vs + BK * T::kStride;                        // [BQ][HS + 4]
+  float* dOs = Qs + BQ * T::kStride;                       // [BQ][HS + 4]
+  float* Ps = dOs + BQ * T::kStride;                       // [BK][P_STRIDE], Pᵀ
+  float* dSs = Ps + BK * P_STRIDE;                         // [BK][P_STRIDE], dSᵀ
+  float* lse_s = dSs + BK * P_STRIDE;                      // [BQ]
+  float* delta_s = lse_s + BQ;                             // [BQ]
+
+  const int C = args.num_heads * HS;
+  const int64_t qkv_stride = 3LL * C;
+  const float* q_head = qkv + begin * qkv_stride + h * HS;
+  const float* dout_head = dout + static_cast<int64_t>(begin) * C + h * HS;
+  load_tile<HS, BK>(Ks, q_head + C + k0 * qkv_stride, qkv_stride, length - k0);
+  load_tile<HS, BK>(Vs, q_head + 2 * C + k0 * qkv_stride, qkv_stride, length - k0);
+
+  const int ty = thread_row(), tx = thread_col();
+  float dk[RM][HS / kGridSide], dv[RM][HS / kGridSide];
+  zero<HS, RM>(dk);
+  zero<HS, RM>(dv);
+
+  // Causal: queries before k0 see none of these keys.
+  for (int q0 = args.causal ? k0 : 0; q0 < length; q0 += BQ) {
+    __syncthreads();  // the previous tile's readers are done with Qs, dOs, Ps, dSs, lse_s, delta_s
+    load_tile<HS, BQ>(Qs, q_head + q0 * qkv_stride, qkv_stride, length - q0);
+    load_tile<HS, BQ>(dOs, dout_head + static_cast<int64_t>(q0) * C, C, length - q0);
+    load_row_stats(lse_s, delta_s, lse, delta, begin, q0, BQ, length, args.num_heads, h);
+    __syncthreads();
+    float s[RM][CN], dp[RM][CN];
+    tile_dot<HS>(s, Ks, Qs);    // sᵀ_ji = k_j · q_i
+    tile_dot<HS>(dp, Vs, dOs);  // dPᵀ_ji = v_j · dout_i
+#pragma unroll
+    for (int i = 0; i < RM; ++i) {
+      const int key = k0 + ty * RM + i;
+#pragma unroll
+      for (int j = 0; j < CN; ++j) {
+        const int column = tx + j * kGridSide, query = q0 + column;
+        const bool visible = query < length && key_visible(query, key, length, args.causal);
+        const float p = visible ? expf(s[i][j] * args.scale - lse_s[column]) : 0.0f;
+        Ps[(ty * RM + i) * P_STRIDE + column] = p;
+        dSs[(ty * RM + i) * P_STRIDE + column] = p * (dp[i][j] - delta_s[column]) * args.scale;
+      }
+    }
+    __syncthreads();  // Ps, dSs complete
+    tile_accumulate<HS, RM, BQ, P_STRIDE>(dv, Ps, dOs);
+    tile_accumulate<HS, RM, BQ, P_STRIDE>(dk, dSs, Qs);
+  }
+
+  float* grad_head = dqkv + begin * qkv_stride + h * HS;  // token `begin`, dq of head h
+  store_rows<HS, RM>(grad_head + C, qkv_stride, k0, length, dk);
+  store_rows<HS, RM>(grad_head + 2 * C, qkv_stride, k0, length, dv);
+}
+
+template <int HS>
+constexpr size_t backward_dq_shared_floats() {
+  using T = Tiles<HS>;
+  constexpr int RM = T::kBackwardOwned / kGridSide;
+  return 2 * (T::kBackwardOwned + T::kBackwardStreamed) * T::kStride +
+         T::kBackwardOwned * score_stride(T::kBackwardStreamed, RM);
+}
+
+template <int HS>
+__global__ void __launch_bounds__(kThreads)
+    attention_backward_dq_kernel(float* dqkv, const float* dout, const float* qkv, const float* lse,
+                                 const float* delta, AttentionArgs args) {
+  using T = Tiles<HS>;
+  constexpr int BQ = T::kBackwardOwned, BK = T::kBackwardStreamed;
+  constexpr int RM = BQ / kGridSide, CN = BK / kGridSide;
+  constexpr int P_STRIDE = score_stride(BK, RM);
+  const int b = blockIdx.y, h = blockIdx.z, q0 = blockIdx.x * BQ;
+  const int begin = args.offsets[b], length = args.offsets[b + 1] - begin;
+  if (q0 >= length) return;
+
+  float* Qs = reinterpret_cast<float*>(attention_shared);  // [BQ][HS + 4]
+  float* dOs = Qs + BQ * T::kStride;                       // [BQ][HS + 4]
+  float* Ks = dOs + BQ * T::kStride;                       // [BK][HS + 4]
+  float* Vs = Ks + BK * T::kStride;                        // [BK][HS + 4]
+  float* dSs = Vs + BK * T::kStride;                       // [BQ][P_STRIDE]
+
+  const int C = args.num_heads * HS;
+  const int64_t qkv_stride = 3LL * C;
+  const float* q_head = qkv + begin * qkv_stride + h * HS;
+  load_tile<HS, BQ>(Qs, q_head + q0 * qkv_stride, qkv_stride, length - q0);
+  load_tile<HS, BQ>(dOs, dout + (static_cast<int64_t>(begin) + q0) * C + h * HS, C, length - q0);
+
+  const int ty = thread_row(), tx = thread_col();
+  float row_lse[RM], row_delta[RM];
+#pragma unroll
+  for (int i = 0; i < RM; ++i) {
+    const int query = q0 + ty * RM + i;
+    const int64_t at = (static_cast<int64_t>(begin) + query) * args.num_heads + h;
+    row_lse[i] = query < length ? lse[at] : 0.0f;
+    row_delta[i] = query < length ? delta[at] : 0.0f;
+  }
+  float dq[RM][HS / kGridSide];
+  zero<HS, RM>(dq);
+
+  const int key_end = args.causal ? min(length, q0 + BQ) : length;
+  for (int k0 = 0; k0 < key_end; k0 += BK) {
+    __syncthreads();  // the previous tile's readers are done with Ks, Vs, dSs
+    load_tile<HS, BK>(Ks, q_head + C + k0 * qkv_stride, qkv_stride, length - k0);
+    load_tile<HS, BK>(Vs, q_head + 2 * C + k0 * qkv_stride, qkv_stride, length - k0);
+    __syncthreads();
+    float s[RM][CN], dp[RM][CN];
+    tile_dot<HS>(s, Qs, Ks);    // s_ij = q_i · k_j
+    tile_dot<HS>(dp, dOs, Vs);  // dP_ij = dout_i · v_j
+#pragma unroll
+    for (int i = 0; i < RM; ++i) {
+      const int query = q0 + ty * RM + i;
+#pragma unroll
+      for (int j = 0; j < CN; ++j) {
+        const int column = tx + j * kGridSide, key = k0 + column;
+        const bool visible = query < length && key_visible(query, key, length, args.causal);
+        const float p = visible ? expf(s[i][j] * args.scale - row_lse[i]) : 0.0f;
+        dSs[(ty * RM + i) * P_STRIDE + column] = p * (dp[i][j] - row_delta[i]) * args.scale;
+      }
+    }
+    __syncthreads();  // dSs complete
+    tile_accumulate<HS, RM, BK, P_STRIDE>(dq, dSs, Ks);
+  }
+  store_rows<HS, RM>(dqkv + begin * qkv_stride + h * HS, qkv_stride, q0, length, dq);
+}
+
+// ---- Launch -------------------------------------------------------------------------------------
+template <typename Kernel, typename... Args>
+void launch(Kernel kernel, dim3 grid, size_t shared_floats, cudaStream_t stream, Args... args) {
+  const size_t shared_bytes = shared_floats * sizeof(float);
+  CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                  static_cast<int>(shared_bytes)));
+  kernel<<<grid, kThreads, shared_bytes, stream>>>(args...);
+  CUDA_CHECK_LAUNCH();
+}
+
+dim3 tile_grid(const PackedSequences& seqs, const AttentionShape& shape, int tile_rows) {
+  return dim3(ceil_div(seqs.max_length, tile_rows), seqs.num_sequences, shape.num_heads);
+}
+
+AttentionArgs make_args(const PackedSequences& seqs, const AttentionShape& shape) {
+  return {seqs.offsets, shape.num_heads, 1.0f / std::sqrt(static_cast<float>(shape.head_size)),
+          shape.mask == AttentionMask::kCausal};
+}
+
+// Whether there is any work, after checking what the grid and the float4 loads rely on.
+bool check_launch(const PackedSequences& seqs, const AttentionShape& shape, const float* qkv,
+                  const float* tensor_read_as_float4) {
+  RECFORGE_CHECK(seqs.num_sequences <= 65535 && shape.num_heads <= 65535,
+                 "attention: B=", seqs.num_sequences, " NH=", shape.num_heads,
+                 " exceed the CUDA grid");
+  RECFORGE_CHECK(reinterpret_cast<uintptr_t>(qkv) % 16 == 0 &&
+                     reinterpret_cast<uintptr_t>(tensor_read_as_float4) % 16 == 0,
+                 "attention: qkv and dout must be 16-byte aligned");
+  return seqs.num_sequences > 0 && seqs.max_length > 0 && seqs.num_tokens > 0;
+}
+
+template <int HS>
+void forward(const Context& ctx, float* out, float* lse, const float* qkv,
+             const PackedSequences& seqs, const AttentionShape& shape) {
+  launch(attention_forward_kernel<HS>, tile_grid(seqs, shape, Tiles<HS>::kForwardQueries),
+         forward_shared_floats<HS>(), stream_of(ctx), out, lse, qkv, make_args(seqs, shape));
+}
+
+template <int HS>
+void backward(const Context& ctx, float* dqkv, const float* delta, const float* dout,
+              const float* qkv, const float* lse, const PackedSequences& seqs,
+              const AttentionShape& shape) {
+  const dim3 grid = tile_grid(seqs, shape, Tiles<HS>::kBackwardOwned);
+  const AttentionArgs args = make_args(seqs, shape);
+  launch(attention_backward_dkdv_kernel<HS>, grid, backward_dkdv_shared_floats<HS>(),
+         stream_of(ctx), dqkv, dout, qkv, lse, delta, args);
+  launch(attention_backward_dq_kernel<HS>, grid, backward_dq_shared_floats<HS>(), stream_of(ctx),
+         dqkv, dout, qkv, lse, delta, args);
+}
+
+}  // namespace
+
+void attention_forward(const Context& ctx, float* out, float* lse, const float* qkv,
+                       const PackedSequences& seqs, const AttentionShape& shape) {
+  if (!check_launch(seqs, shape, qkv, qkv)) return;
+  switch (shape.head_size) {
+    case 32:
+      return forward<32>(ctx, out, lse, qkv, seqs, shape);
+    case 64:
+      return forward<64>(ctx, out, lse, qkv, seqs, shape);
+    default:
+      return forward<128>(ctx, out, lse, qkv, seqs, shape);  // validate_attention checked HS
+  }
+}
+
+void attention_backward(const Context& ctx, float* dqkv, float* delta, const float* dout,
+                        const float* qkv, const float* out, const float* lse,
+                        const PackedSequences& seqs, const AttentionShape& shape) {
+  if (!check_launch(seqs, shape, qkv, dout)) return;
+  const int64_t rows = static_cast<int64_t>(seqs.num_tokens) * shape.num_heads;
+  attention_delta_kernel<<<ceil_div(rows, kDeltaWarps), kDeltaWarps * kWarpSize, 0,
+                           stream_of(ctx)>>>(delta, dout, out, rows, shape.head_size);
+  CUDA_CHECK_LAUNCH();
+  switch (shape.head_size) {
+    case 32:
+      return backward<32>(ctx, dqkv, delta, dout, qkv, lse, seqs, shape);
+    case 64:
+      return backward<64>(ctx, dqkv, delta, dout, qkv, lse, seqs, shape);
+    default:
+      return backward<128>(ctx, dqkv, delta, dout, qkv, lse, seqs, shape);
+  }
+}
+
+}  // namespace recforge::cuda

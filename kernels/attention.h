@@ -1,0 +1,88 @@
+// Multi-head scaled dot-product attention over packed variable-length sequences, flash style.
+//
+// Layout (row-major):
+//   qkv  [N, 3, NH, HS]  per token: the query heads, then the key heads, then the value heads
+//   out  [N, NH, HS]     softmax(q·kᵀ/√HS) · v for each head, within the token's own sequence
+//   lse  [N, NH]         log Σ_j exp(q·k_j/√HS), saved by the forward for the backward
+// Sequence b holds the tokens offsets[b] .. offsets[b+1]; tokens never attend across sequences.
+// Causal: token i attends to the tokens j <= i of its sequence; bidirectional: to all of them.
+//
+// Forward: for a tile of queries, stream over tiles of keys keeping a running max m, running sum l
+// and an unnormalized output accumulator (online softmax); out = acc / l and lse = m + log l.
+// No score matrix larger than one tile exists. Backward recomputes each probability from the saved
+// lse, P_ij = exp(q_i·k_j/√HS − lse_i), and with D_i = Σ_d dout_i ⊙ out_i:
+//   dv_j += Σ_i P_ij dout_i,   dS_ij = P_ij (dout_i·v_j − D_i),
+//   dq_i += Σ_j dS_ij k_j / √HS,   dk_j += Σ_i dS_ij q_i / √HS.
+// Every row has at least one key (itself), so no row is ever empty and no NaN can appear;
+// sequences of length 0 contribute nothing.
+#pragma once
+
+#include <cstdint>
+#include <type_traits>
+
+#include "kernels/context.h"
+
+namespace recforge {
+
+enum class AttentionMask { kCausal, kBidirectional };
+
+struct PackedSequences {
+  const int32_t* offsets = nullptr;  // [num_sequences + 1] on the kernel's device, offsets[0] = 0
+  int num_sequences = 0;             // B
+  int num_tokens = 0;                // N = offsets[B]
+  int max_length = 0;                // T, the longest sequence (sizes the CUDA grid)
+};
+
+struct AttentionShape {
+  int num_heads = 0;  // NH
+  int head_size = 0;  // HS ∈ {32, 64, 128}
+  AttentionMask mask = AttentionMask::kCausal;
+  int channels() const { return num_heads * head_size; }
+};
+
+namespace cpu {
+template <typename T>
+void attention_forward(T* out, T* lse, const T* qkv, const PackedSequences& seqs,
+                       const AttentionShape& shape);
+// dqkv [N, 3, NH, HS] is overwritten. delta [N, NH] is scratch for D.
+template <typename T>
+void attention_backward(T* dqkv, T* delta, const T* dout, const T* qkv, const T* out, const T* lse,
+                        const PackedSequences& seqs, const AttentionShape& shape);
+}  // namespace cpu
+
+namespace cuda {
+void attention_forward(const Context& ctx, float* out, float* lse, const float* qkv,
+                       const PackedSequences& seqs, const AttentionShape& shape);
+void attention_backward(const Context& ctx, float* dqkv, float* delta, const float* dout,
+                        const float* qkv, const float* out, const float* lse,
+                        const PackedSequences& seqs, const AttentionShape& shape);
+}  // namespace cuda
+
+void validate_attention(const PackedSequences& seqs, const AttentionShape& shape);
+
+template <typename T>
+void attention_forward(const Context& ctx, T* out, T* lse, const T* qkv,
+                       const PackedSequences& seqs, const AttentionShape& shape) {
+  validate_attention(seqs, shape);
+  if constexpr (kWithCuda && std::is_same_v<T, float>) {
+    if (ctx.on_cuda()) return cuda::attention_forward(ctx, out, lse, qkv, seqs, shape);
+  }
+  require_cpu(ctx, "attention_forward");
+  cpu::attention_forward(out, lse, qkv, seqs, shape);
+}
+
+template <typename T>
+void attention_backward(const Context& ctx, T* dqkv, T* delta, const T* dout, const T* qkv,
+                        const T* out, const T* lse, const PackedSequences& seqs,
+                        const AttentionShape& shape) {
+  validate_attention(seqs, shape);
+  if constexpr (kWithCuda && std::is_same_v<T, float>) {
+    if (ctx.on_cuda()) {
+      return cuda::attention_backward(ctx, dqkv, delta, dout, qkv, out, lse, seqs, shape);
+    }
+  }
+  require_cpu(ctx, "attention_backward");
+  cpu::attention_backward(dqkv, delta, dout, qkv, out, lse, seqs, shape);
+}
+
+}  // namespace recforge

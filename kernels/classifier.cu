@@ -1,0 +1,148 @@
+// The tied output layer fused with softmax cross-entropy on the GPU, chunked over the vocabulary
+// so the [N, V] logits never exist: only one [N, chunk] tile does, in scratch.
+//
+//   pass 1, per vocabulary chunk [v0, v0 + chunk):
+//     tile = hidden · wte[v0 : v0 + chunk]ᵀ                               (cuBLASLt)
+//     stats[n] ← merge(stats[n], online softmax of tile[n, :])            (one block per row)
+//   then lse[n] = max + log(sum), losses[n] = lse[n] − hidden[n] · wte[targets[n]] (a warp per row)
+//   pass 2 (only when dhidden and dwte are requested), per chunk:
+//     tile = hidden · wte[chunk]ᵀ again (recomputed rather than stored)
+//     tile ← (exp(tile − lse) − onehot(targets)) · loss_scale, in place, 0 on ignored rows
+//     dhidden += tile · wte[chunk],  dwte[chunk] += tileᵀ · hidden           (cuBLASLt, beta = 1)
+// Every step is a fixed sequence of GEMMs and fixed-order reductions: deterministic. Targets are
+// not range-checked on the host (that would need a sync); an out-of-range target gives a NaN loss
+// and no one-hot term instead of an out-of-bounds read.
+
+#include <algorithm>
+#include <cmath>
+
+#include "kernels/classifier.h"
+#include "kernels/cuda_common.cuh"
+
+namespace recforge::cuda {
+namespace {
+
+constexpr int kMaxChunk = 8192;                      // vocabulary entries per tile
+constexpr size_t kMaxTileBytes = size_t{256} << 20;  // bound on the logits tile
+constexpr int kRowThreads = 256;                     // threads per row in the statistics kernel
+constexpr int kWarpsPerBlock = 8;                    // rows per block in the loss kernel
+
+// stats[n] ← merge(stats[n], online softmax of tile[n, 0:chunk]); the first chunk overwrites.
+__global__ void __launch_bounds__(kRowThreads)
+    update_row_stats(OnlineSoftmax* stats, const float* tile, int chunk, bool first_chunk) {
+  const int n = blockIdx.x;
+  const float* row = tile + static_cast<int64_t>(n) * chunk;
+  OnlineSoftmax state{-INFINITY, 0.0f};
+  for (int v = threadIdx.x; v < chunk; v += blockDim.x) {
+    state = online_softmax_merge(state, OnlineSoftmax{row[v], 1.0f});
+  }
+  state = block_reduce(state, MergeSoftmax{});
+  if (threadIdx.x == 0) stats[n] = first_chunk ? state : online_softmax_merge(stats[n], state);
+}
+
+// lse[n] = max + log(sum); losses[n] = lse[n] − hidden[n] · wte[targets[n]] (0 when ignored).
+// One warp per row; the target logit is a warp-reduced dot product over C.
+__global__ void finish_losses(float* losses, float* lse, const OnlineSoftmax* stats,
+                              const float* hidden, const float* wte, const int32_t* targets, int N,
+                              int C, int V, int32_t ignore_index) {
+  const int n = blockIdx.x * kWarpsPerBlock + threadIdx.x / kWarpSize;
+  if (n >= N) return;
+  const int lane = threadIdx.x % kWarpSize;
+  const float row_lse = stats[n].max + logf(stats[n].sum);
+  const int32_t target = targets[n];
+  const bool target_valid = target >= 0 && target < V;
+  float dot = 0.0f;
+  if (target_valid) {
+    const float* h = hidden + static_cast<int64_t>(n) * C;
+    const float* w = wte + static_cast<int64_t>(target) * C;
+    for (int c = lane; c < C; c += kWarpSize) dot += h[c] * w[c];
+  }
+  dot = warp_reduce(dot, Sum{});
+  if (lane == 0) {
+    lse[n] = row_lse;
+    if (target == ignore_index) {
+      losses[n] = 0.0f;
+    } else {
+      losses[n] = target_valid ? row_lse - dot : NAN;
+    }
+  }
+}
+
+// tile[n, v] ← (exp(tile[n, v] − lse[n]) − [v0 + v = target]) · loss_scale; 0 on ignored rows.
+// The tile holds at most kMaxTileBytes, so its indices fit in int.
+__global__ void logits_to_dlogits(float* tile, const float* lse, const int32_t* targets, int N,
+                                  int chunk, int v0, float loss_scale, int32_t ignore_index) {
+  const int size = N * chunk;
+  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < size; i += gridDim.x * blockDim.x) {
+    const int n = i / chunk, v = i % chunk;
+    const int32_t target = targets[n];
+    if (target == ignore_index) {
+      tile[i] = 0.0f;
+      continue;
+    }
+    float grad = expf(tile[i] - lse[n]) * loss_scale;
+    if (v0 + v == target) grad -= loss_scale;
+    tile[i] = grad;
+  }
+}
+
+// Vocabulary entries per tile: kMaxChunk, fewer when N rows would push the tile past
+// kMaxTileBytes (rounded down to a multiple of 64 so chunk starts stay aligned for cuBLASLt).
+int chunk_size(int N, int V) {
+  int64_t fit = static_cast<int64_t>(kMaxTileBytes / sizeof(float)) / N;
+  if (fit >= 64) fit = fit / 64 * 64;
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>({fit, kMaxChunk, V})));
+}
+
+// tile[N, chunk] = hidden[N, C] · wte_chunk[chunk, C]ᵀ
+void logits_tile(const Context& ctx, float* tile, const float* hidden, const float* wte_chunk,
+                 int N, int C, int chunk) {
+  gemm(ctx, Transpose::kNo, Transpose::kYes, N, chunk, C, hidden, C, wte_chunk, C, 0.0f, tile,
+       chunk);
+}
+
+}  // namespace
+
+void classifier_forward_backward(const Context& ctx, float* losses, float* dhidden, float* dwte,
+                                 const float* hidden, const float* wte, const int32_t* targets,
+                                 int N, int C, int V, float loss_scale, int32_t ignore_index) {
+  if (N == 0) return;
+  const int max_chunk = chunk_size(N, V);
+  const size_t tile_floats = static_cast<size_t>(N) * max_chunk;
+  // One scratch region: [tile: N × max_chunk floats][stats: N pairs][lse: N floats].
+  auto* tile = static_cast<float*>(scratch(
+      ctx, tile_floats * sizeof(float) + static_cast<size_t>(N) * (sizeof(OnlineSoftmax) + 4)));
+  auto* stats = reinterpret_cast<OnlineSoftmax*>(tile + tile_floats);
+  auto* lse = reinterpret_cast<float*>(stats + N);
+  cudaStream_t stream = stream_of(ctx);
+
+  for (int v0 = 0; v0 < V; v0 += max_chunk) {
+    const int chunk = std::min(max_chunk, V - v0);
+    logits_tile(ctx, tile, hidden, wte + static_cast<int64_t>(v0) * C, N, C, chunk);
+    update_row_stats<<<N, kRowThreads, 0, stream>>>(stats, tile, chunk, v0 == 0);
+    CUDA_CHECK_LAUNCH();
+  }
+  finish_losses<<<ceil_div(N, kWarpsPerBlock), kWarpsPerBlock * kWarpSize, 0, stream>>>(
+      losses, lse, stats, hidden, wte, targets, N, C, V, ignore_index);
+  CUDA_CHECK_LAUNCH();
+  if (dhidden == nullptr) return;
+
+  CUDA_CHECK(cudaMemsetAsync(dhidden, 0, static_cast<size_t>(N) * C * sizeof(float), stream));
+  for (int v0 = 0; v0 < V; v0 += max_chunk) {
+    const int chunk = std::min(max_chunk, V - v0);
+    const float* wte_chunk = wte + static_cast<int64_t>(v0) * C;
+    logits_tile(ctx, tile, hidden, wte_chunk, N, C, chunk);
+    logits_to_dlogits<<<grid_stride_blocks(ctx, static_cast<int64_t>(N) * chunk),
+                        kElementwiseThreads, 0, stream>>>(tile, lse, targets, N, chunk, v0,
+                                                          loss_scale, ignore_index);
+    CUDA_CHECK_LAUNCH();
+    // dhidden[N, C] += tile[N, chunk] · wte_chunk[chunk, C]
+    gemm(ctx, Transpose::kNo, Transpose::kNo, N, C, chunk, tile, chunk, wte_chunk, C, 1.0f, dhidden,
+         C);
+    // dwte[chunk rows, C] += tile[N, chunk]ᵀ · hidden[N, C]
+    gemm(ctx, Transpose::kYes, Transpose::kNo, chunk, C, N, tile, chunk, hidden, C, 1.0f,
+         dwte + static_cast<int64_t>(v0) * C, C);
+  }
+}
+
+}  // namespace recforge::cuda

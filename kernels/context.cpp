@@ -1,0 +1,71 @@
+#include "kernels/context.h"
+
+#include <omp.h>
+
+#include "kernels/blas.h"
+
+namespace recforge {
+
+#if RECFORGE_WITH_CUDA
+// Defined in context.cu.
+std::shared_ptr<CudaHandles> create_cuda_handles(int device_index);
+CUstream_st* cuda_stream(const CudaHandles& handles);
+void cuda_synchronize(const CudaHandles& handles);
+int cuda_device_count_or_zero();
+#endif
+
+std::string device_name(Device device) { return device == Device::kCuda ? "cuda" : "cpu"; }
+
+Device parse_device(const std::string& name) {
+  if (name == "cpu") return Device::kCpu;
+  if (name == "cuda") return Device::kCuda;
+  if (name == "auto") return cuda_device_count() > 0 ? Device::kCuda : Device::kCpu;
+  RECFORGE_CHECK(false, "unknown device '", name, "': expected cpu, cuda or auto");
+}
+
+int cuda_device_count() {
+#if RECFORGE_WITH_CUDA
+  return cuda_device_count_or_zero();
+#else
+  return 0;
+#endif
+}
+
+Context Context::cpu(int num_threads) {
+  if (num_threads > 0) omp_set_num_threads(num_threads);
+  // BLAS runs single-threaded inside the CPU kernels' own OpenMP regions, never beside them.
+  blas_use_single_thread();
+  return Context(Device::kCpu);
+}
+
+Context Context::cuda(int device_index) {
+#if RECFORGE_WITH_CUDA
+  RECFORGE_CHECK(cuda_device_count() > device_index, "CUDA device ", device_index,
+                 " requested but ", cuda_device_count(), " device(s) are present");
+  Context ctx(Device::kCuda);
+  ctx.handles_ = create_cuda_handles(device_index);
+  return ctx;
+#else
+  (void)device_index;
+  RECFORGE_CHECK(false, "device cuda requested but recforge was built without CUDA");
+#endif
+}
+
+Context Context::create(Device device) {
+  return device == Device::kCuda ? Context::cuda() : Context::cpu();
+}
+
+CUstream_st* Context::stream() const {
+#if RECFORGE_WITH_CUDA
+  if (handles_) return cuda_stream(*handles_);
+#endif
+  return nullptr;
+}
+
+void Context::synchronize() const {
+#if RECFORGE_WITH_CUDA
+  if (handles_) cuda_synchronize(*handles_);
+#endif
+}
+
+}  // namespace recforge

@@ -1,0 +1,134 @@
+// Per-element math shared by the CPU and CUDA backends. Every function here is compiled for both
+// (`RECFORGE_HD`), so the CPU tests cover the arithmetic the GPU kernels run; only indexing, tiling
+// and shared memory are CUDA-only.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "kernels/cpu_math.h"
+
+#if defined(__CUDACC__)
+#define RECFORGE_HD __host__ __device__ __forceinline__
+#else
+#define RECFORGE_HD inline
+#endif
+
+namespace recforge {
+
+// exp for the elementwise math: the hardware approximation on the GPU, the vectorizable
+// polynomial on the CPU (kernels/cpu_math.h), std::exp in float64.
+RECFORGE_HD float elementwise_exp(float x) {
+#if defined(__CUDA_ARCH__)
+  return __expf(x);
+#else
+  return cpu::vexp(x);
+#endif
+}
+RECFORGE_HD double elementwise_exp(double x) { return exp(x); }
+
+// ---- GELU, tanh approximation (GPT-2, PyTorch's gelu(approximate="tanh")) --------------------
+//   gelu(x) = 0.5·x·(1 + tanh(u)),  u = √(2/π)·(x + 0.044715·x³)
+// Since 0.5·(1 + tanh(u)) = σ(2u), this is x·σ(2u) = x / (1 + exp(−2u)), which needs one exp
+// (and vectorizes on the CPU, where tanh would be a libm call):
+//   gelu'(x) = σ(2u) + 2·x·σ(2u)·(1 − σ(2u))·u',  u' = √(2/π)·(1 + 3·0.044715·x²)
+template <typename T>
+RECFORGE_HD T gelu_sigmoid(T x) {
+  const T k = T(0.7978845608028654);  // √(2/π)
+  T u = k * (x + T(0.044715) * x * x * x);
+  return T(1) / (T(1) + elementwise_exp(T(-2) * u));
+}
+
+template <typename T>
+RECFORGE_HD T gelu(T x) {
+  return x * gelu_sigmoid(x);
+}
+
+template <typename T>
+RECFORGE_HD T gelu_grad(T x) {
+  const T k = T(0.7978845608028654);
+  T s = gelu_sigmoid(x);
+  return s + T(2) * x * s * (T(1) - s) * k * (T(1) + T(3 * 0.044715) * x * x);
+}
+
+// ---- Counter-based random numbers: Philox4x32-10 (Salmon et al., SC'11; Random123) ------------
+// A pure function of (key, counter): element i of a dropout mask is the same number on every
+// device, thread layout and call order, so the backward regenerates the mask instead of storing it.
+struct Philox4 {
+  uint32_t v[4];
+};
+
+RECFORGE_HD uint32_t mulhilo32(uint32_t a, uint32_t b, uint32_t* hi) {
+  uint64_t product = static_cast<uint64_t>(a) * b;
+  *hi = static_cast<uint32_t>(product >> 32);
+  return static_cast<uint32_t>(product);
+}
+
+RECFORGE_HD Philox4 philox4x32_10(Philox4 counter, uint32_t key0, uint32_t key1) {
+  for (int round = 0; round < 10; ++round) {
+    uint32_t hi0, hi1;
+    uint32_t lo0 = mulhilo32(0xD2511F53u, counter.v[0], &hi0);
+    uint32_t lo1 = mulhilo32(0xCD9E8D57u, counter.v[2], &hi1);
+    counter = Philox4{{hi1 ^ counter.v[1] ^ key0, lo1, hi0 ^ counter.v[3] ^ key1, lo0}};
+    key0 += 0x9E3779B9u;
+    key1 += 0xBB67AE85u;
+  }
+  return counter;
+}
+
+// Uniform float in [0, 1) from the top 24 bits.
+RECFORGE_HD float uint_to_unit_float(uint32_t x) { return (x >> 8) * (1.0f / 16777216.0f); }
+
+// The uniform number for element `index` of random stream `stream` under `seed`: one Philox call
+// yields four numbers, for elements 4j..4j+3.
+RECFORGE_HD float philox_uniform(uint64_t seed, uint64_t stream, uint64_t index) {
+  uint64_t block = index >> 2;
+  Philox4 counter{{static_cast<uint32_t>(block), static_cast<uint32_t>(block >> 32),
+                   static_cast<uint32_t>(stream), static_cast<uint32_t>(stream >> 32)}};
+  Philox4 r =
+      philox4x32_10(counter, static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32));
+  return uint_to_unit_float(r.v[index & 3]);
+}
+
+// Inverted dropout: an element is kept with probability 1 − p and then scaled by 1/(1 − p).
+RECFORGE_HD float dropout_multiplier(float p, uint64_t seed, uint64_t stream, uint64_t index) {
+  return philox_uniform(seed, stream, index) >= p ? 1.0f / (1.0f - p) : 0.0f;
+}
+
+// ---- AdamW (Loshchilov & Hutter), decoupled weight decay, PyTorch's formulation ----------------
+//   m ← β1·m + (1−β1)·g,  v ← β2·v + (1−β2)·g²
+//   θ ← θ − lr·( (m / (1−β1ᵗ)) / (√(v / (1−β2ᵗ)) + ε) + λ·θ )
+struct AdamWStep {
+  float lr, beta1, beta2, eps, weight_decay;
+  float bias_correction1;  // 1 − β1ᵗ
+  float bias_correction2;  // 1 − β2ᵗ
+};
+
+RECFORGE_HD void adamw_element(float* param, float* m, float* v, float grad, float weight_decay,
+                               const AdamWStep& s) {
+  float m_new = s.beta1 * *m + (1.0f - s.beta1) * grad;
+  float v_new = s.beta2 * *v + (1.0f - s.beta2) * grad * grad;
+  float m_hat = m_new / s.bias_correction1;
+  float v_hat = v_new / s.bias_correction2;
+  *m = m_new;
+  *v = v_new;
+  *param -= s.lr * (m_hat / (sqrtf(v_hat) + s.eps) + weight_decay * *param);
+}
+
+// ---- Online softmax (Milakov & Gimelshein): a running (max, sum of exp(x − max)) pair ---------
+struct OnlineSoftmax {
+  float max;
+  float sum;
+};
+
+RECFORGE_HD OnlineSoftmax online_softmax_merge(OnlineSoftmax a, OnlineSoftmax b) {
+  if (a.max < b.max) {
+    OnlineSoftmax t = a;
+    a = b;
+    b = t;
+  }
+  if (b.sum == 0.0f) return a;
+  return OnlineSoftmax{a.max, a.sum + b.sum * expf(b.max - a.max)};
+}
+
+}  // namespace recforge

@@ -1,0 +1,266 @@
+#include "model/decoder.h"
+
+#include <algorithm>
+
+#include "kernels/classifier.h"
+#include "kernels/dropout.h"
+#include "kernels/embedding.h"
+#include "kernels/gelu.h"
+#include "kernels/layernorm.h"
+#include "kernels/matmul.h"
+
+namespace recforge {
+namespace {
+
+// Dropout streams: one per call site, so masks never repeat within a step.
+constexpr uint64_t kEmbeddingStream = 0;
+uint64_t attention_stream(int layer) { return 1 + 2 * static_cast<uint64_t>(layer); }
+uint64_t mlp_stream(int layer) { return 2 + 2 * static_cast<uint64_t>(layer); }
+
+template <typename T>
+ModelTensors<T> tensors_in(T* base, const ParameterLayout& layout, int n_layer) {
+  auto at = [&](const std::string& name) { return base + layout.offset(name); };
+  ModelTensors<T> t{at("wte"), at("wpe"), at("ln_f.weight"), at("ln_f.bias"), {}};
+  for (int l = 0; l < n_layer; ++l) {
+    std::string h = "h." + std::to_string(l) + ".";
+    t.layers.push_back({at(h + "ln_1.weight"), at(h + "ln_1.bias"), at(h + "attn.qkv.weight"),
+                        at(h + "attn.qkv.bias"), at(h + "attn.out.weight"), at(h + "attn.out.bias"),
+                        at(h + "ln_2.weight"), at(h + "ln_2.bias"), at(h + "mlp.fc.weight"),
+                        at(h + "mlp.fc.bias"), at(h + "mlp.proj.weight"), at(h + "mlp.proj.bias")});
+  }
+  return t;
+}
+
+// Hands out consecutive [rows, width] slices of one buffer. With a null base it only measures.
+template <typename T>
+class Carver {
+ public:
+  Carver(T* base, int64_t rows) : base_(base), rows_(rows) {}
+  T* take(int64_t width) {
+    T* slice = base_ ? base_ + used_ : nullptr;
+    used_ += rows_ * width;
+    return slice;
+  }
+  int64_t used() const { return used_; }
+
+ private:
+  T* base_;
+  int64_t rows_;
+  int64_t used_ = 0;
+};
+
+}  // namespace
+
+template <typename T>
+Decoder<T>::Decoder(Context ctx, ModelConfig config, int max_tokens)
+    : ctx_(std::move(ctx)),
+      config_((config.validate(), config)),
+      layout_(config_),
+      max_tokens_(max_tokens),
+      parameters_(ctx_.device(), layout_.total_size()),
+      gradients_(ctx_.device(), layout_.total_size()),
+      losses_(ctx_.device(), std::max(max_tokens, 1)) {
+  RECFORGE_CHECK(max_tokens > 0, "a model needs room for at least one token, got max_tokens ",
+                 max_tokens);
+  weights_ = tensors_in(parameters_.data(), layout_, config_.n_layer);
+  weight_gradients_ = tensors_in(gradients_.data(), layout_, config_.n_layer);
+  allocate_activations();
+  load_parameters(initial_parameters(config_, layout_, 0));
+  zero_gradients();
+}
+
+// Activations: per layer 11 [N, ·] tensors plus norm statistics, carved from one buffer sized for
+// max_tokens rows; the gradient scratch likewise. Each carve runs twice: to measure, then to place.
+template <typename T>
+void Decoder<T>::allocate_activations() {
+  const int C = config_.d_model, F = config_.mlp_width(), NH = config_.n_head;
+  auto carve_activations = [&](T* base) {
+    Carver<T> carver(base, max_tokens_);
+    auto norm = [&] { return Norm{carver.take(C), carver.take(1), carver.take(1)}; };
+    encoded_ = carver.take(C);
+    layers_.clear();
+    for (int l = 0; l < config_.n_layer; ++l) {
+      LayerActivations a;
+      a.ln1 = norm();
+      a.qkv = carver.take(3 * C);
+      a.att = carver.take(C);
+      a.lse = carver.take(NH);
+      a.attproj = carver.take(C);
+      a.residual2 = carver.take(C);
+      a.ln2 = norm();
+      a.fch = carver.take(F);
+      a.fch_gelu = carver.take(F);
+      a.fcproj = carver.take(C);
+      a.residual3 = carver.take(C);
+      layers_.push_back(a);
+    }
+    final_norm_ = norm();
+    return carver.used();
+  };
+  activations_ = Buffer<T>(ctx_.device(), carve_activations(nullptr));
+  carve_activations(activations_.data());
+
+  auto carve_gradients = [&](T* base) {
+    Carver<T> c(base, max_tokens_);
+    grad_ = GradientScratch{c.take(C), c.take(C),     c.take(C), c.take(C),
+                            c.take(F), c.take(3 * C), c.take(NH)};
+    return c.used();
+  };
+  gradient_scratch_ = Buffer<T>(ctx_.device(), carve_gradients(nullptr));
+  carve_gradients(gradient_scratch_.data());
+}
+
+template <typename T>
+void Decoder<T>::load_parameters(std::span<const float> values) {
+  RECFORGE_CHECK(values.size() == static_cast<size_t>(layout_.total_size()), "expected ",
+                 layout_.total_size(), " parameter values, got ", values.size());
+  std::vector<T> converted(values.begin(), values.end());
+  parameters_.upload(converted);
+}
+
+template <typename T>
+void Decoder<T>::zero_gradients() {
+  gradients_.zero(ctx_);
+}
+
+template <typename T>
+const T* Decoder<T>::layer_input(int l) const {
+  return l == 0 ? encoded_ : layers_[l - 1].residual3;
+}
+
+// The norm that follows layer l's residual: the next layer's ln_1, or ln_f after the last layer.
+template <typename T>
+typename Decoder<T>::Norm Decoder<T>::norm_after(int l) {
+  return l + 1 < config_.n_layer ? layers_[l + 1].ln1 : final_norm_;
+}
+
+template <typename T>
+AttentionShape Decoder<T>::attention_shape(AttentionMask mask) const {
+  return {config_.n_head, config_.head_size(), mask};
+}
+
+template <typename T>
+void Decoder<T>::dropout(T* x, int N, uint64_t stream) const {
+  if (!last_options_.training || config_.dropout == 0.0f) return;
+  DropoutParams params{config_.dropout, last_options_.dropout_seed, stream};
+  dropout_forward(ctx_, x, x, static_cast<int64_t>(N) * config_.d_model, params);
+}
+
+// The gradient through a dropout site: dout itself when no dropout ran, else masked into scratch.
+template <typename T>
+const T* Decoder<T>::dropout_gradient(const T* dout, T* scratch, int N, uint64_t stream) const {
+  if (!last_options_.training || config_.dropout == 0.0f) return dout;
+  DropoutParams params{config_.dropout, last_options_.dropout_seed, stream};
+  dropout_backward(ctx_, scratch, dout, static_cast<int64_t>(N) * config_.d_model, params);
+  return scratch;
+}
+
+template <typename T>
+void Decoder<T>::forward(const DeviceBatch& batch, const ForwardOptions& options) {
+  const int N = batch.num_tokens(), C = config_.d_model;
+  RECFORGE_CHECK(N <= max_tokens_, "batch of ", N, " tokens exceeds the model's max_tokens ",
+                 max_tokens_);
+  last_options_ = options;
+  // encoded[N, C] = wte[tokens] + wpe[positions], then dropout
+  embedding_forward(ctx_, encoded_, batch.tokens(), batch.positions(), weights_.wte, weights_.wpe,
+                    N, C);
+  dropout(encoded_, N, kEmbeddingStream);
+  const LayerTensors<T>& w0 = weights_.layers[0];
+  layernorm_forward(ctx_, layers_[0].ln1.out, layers_[0].ln1.mean, layers_[0].ln1.rstd, encoded_,
+                    w0.ln1_w, w0.ln1_b, N, C);
+  for (int l = 0; l < config_.n_layer; ++l) layer_forward(l, batch);
+}
+
+// One block: x → x + attn(ln1(x)) = r2 → r2 + mlp(ln2(r2)) = r3, with ln1(x) computed by the
+// previous step and the norm after r3 fused into this one.
+template <typename T>
+void Decoder<T>::layer_forward(int l, const DeviceBatch& batch) {
+  const int N = batch.num_tokens(), C = config_.d_model, F = config_.mlp_width();
+  const LayerTensors<T>& w = weights_.layers[l];
+  LayerActivations& a = layers_[l];
+  matmul_forward(ctx_, a.qkv, a.ln1.out, w.qkv_w, w.qkv_b, N, C, 3 * C);  // [N, 3C]
+  attention_forward(ctx_, a.att, a.lse, a.qkv, batch.sequences(),
+                    attention_shape(last_options_.mask));             // [N, C], [N, NH]
+  matmul_forward(ctx_, a.attproj, a.att, w.out_w, w.out_b, N, C, C);  // [N, C]
+  dropout(a.attproj, N, attention_stream(l));
+  residual_layernorm_forward(ctx_, a.residual2, a.ln2.out, a.ln2.mean, a.ln2.rstd, layer_input(l),
+                             a.attproj, w.ln2_w, w.ln2_b, N, C);
+  matmul_forward(ctx_, a.fch, a.ln2.out, w.fc_w, w.fc_b, N, C, F);  // [N, F]
+  gelu_forward(ctx_, a.fch_gelu, a.fch, static_cast<int64_t>(N) * F);
+  matmul_forward(ctx_, a.fcproj, a.fch_gelu, w.proj_w, w.proj_b, N, F, C);  // [N, C]
+  dropout(a.fcproj, N, mlp_stream(l));
+  bool last = l + 1 == config_.n_layer;
+  const T* next_w = last ? weights_.lnf_w : weights_.layers[l + 1].ln1_w;
+  const T* next_b = last ? weights_.lnf_b : weights_.layers[l + 1].ln1_b;
+  Norm next = norm_after(l);
+  residual_layernorm_forward(ctx_, a.residual3, next.out, next.mean, next.rstd, a.residual2,
+                             a.fcproj, next_w, next_b, N, C);
+}
+
+template <typename T>
+double Decoder<T>::output_loss(const DeviceBatch& batch, bool backward) {
+  const int N = batch.num_tokens(), C = config_.d_model, V = config_.vocab_size;
+  RECFORGE_CHECK(batch.targets() != nullptr, "output_loss needs a batch with targets");
+  const int64_t counted = batch.num_counted_targets();
+  if (backward) zero_bytes(ctx_, grad_.hidden, static_cast<size_t>(N) * C * sizeof(T));
+  if (counted == 0) return 0.0;
+  classifier_forward_backward(ctx_, losses_.data(), backward ? grad_.hidden : nullptr,
+                              backward ? weight_gradients_.wte : nullptr, hidden(), weights_.wte,
+                              batch.targets(), N, C, V, T(1) / T(counted));
+  std::vector<T> losses(N);
+  copy_bytes(losses.data(), Device::kCpu, losses_.data(), ctx_.device(), N * sizeof(T));
+  double sum = 0.0;
+  for (T loss : losses) sum += loss;
+  return sum / counted;
+}
+
+template <typename T>
+void Decoder<T>::logits(T* out, int num_tokens) {
+  matmul_forward(ctx_, out, hidden(), weights_.wte, static_cast<const T*>(nullptr), num_tokens,
+                 config_.d_model, config_.vocab_size);
+}
+
+template <typename T>
+void Decoder<T>::backward(const DeviceBatch& batch) {
+  const int N = batch.num_tokens(), C = config_.d_model;
+  const int last = config_.n_layer - 1;
+  // grad_.residual accumulates ∂L/∂(residual stream) from the top down.
+  zero_bytes(ctx_, grad_.residual, static_cast<size_t>(N) * C * sizeof(T));
+  layernorm_backward(ctx_, grad_.residual, weight_gradients_.lnf_w, weight_gradients_.lnf_b,
+                     grad_.hidden, layers_[last].residual3, weights_.lnf_w, final_norm_.mean,
+                     final_norm_.rstd, N, C);
+  for (int l = last; l >= 0; --l) layer_backward(l, batch);
+  const T* dencoded = dropout_gradient(grad_.residual, grad_.channels, N, kEmbeddingStream);
+  embedding_backward(ctx_, weight_gradients_.wte, weight_gradients_.wpe, dencoded,
+                     batch.token_index(), batch.position_index(), C);
+}
+
+// Backward of layer_forward, in reverse. On entry grad_.residual holds ∂L/∂r3; on exit ∂L/∂x.
+template <typename T>
+void Decoder<T>::layer_backward(int l, const DeviceBatch& batch) {
+  const int N = batch.num_tokens(), C = config_.d_model, F = config_.mlp_width();
+  const LayerTensors<T>& w = weights_.layers[l];
+  const LayerTensors<T>& g = weight_gradients_.layers[l];
+  const LayerActivations& a = layers_[l];
+  // r3 = r2 + dropout(fcproj): the MLP branch sees ∂L/∂r3 through the dropout mask.
+  const T* dfcproj = dropout_gradient(grad_.residual, grad_.channels, N, mlp_stream(l));
+  matmul_backward(ctx_, grad_.mlp, g.proj_w, g.proj_b, dfcproj, a.fch_gelu, w.proj_w, N, F, C);
+  gelu_backward(ctx_, grad_.mlp, a.fch, grad_.mlp, static_cast<int64_t>(N) * F);
+  matmul_backward(ctx_, grad_.channels2, g.fc_w, g.fc_b, grad_.mlp, a.ln2.out, w.fc_w, N, C, F);
+  layernorm_backward(ctx_, grad_.residual, g.ln2_w, g.ln2_b, grad_.channels2, a.residual2, w.ln2_w,
+                     a.ln2.mean, a.ln2.rstd, N, C);  // now ∂L/∂r2
+  // r2 = x + dropout(attproj)
+  const T* dattproj = dropout_gradient(grad_.residual, grad_.channels, N, attention_stream(l));
+  matmul_backward(ctx_, grad_.channels2, g.out_w, g.out_b, dattproj, a.att, w.out_w, N, C, C);
+  attention_backward(ctx_, grad_.qkv, grad_.delta, grad_.channels2, a.qkv, a.att, a.lse,
+                     batch.sequences(), attention_shape(last_options_.mask));
+  matmul_backward(ctx_, grad_.channels, g.qkv_w, g.qkv_b, grad_.qkv, a.ln1.out, w.qkv_w, N, C,
+                  3 * C);
+  layernorm_backward(ctx_, grad_.residual, g.ln1_w, g.ln1_b, grad_.channels, layer_input(l),
+                     w.ln1_w, a.ln1.mean, a.ln1.rstd, N, C);  // now ∂L/∂x
+}
+
+template class Decoder<float>;
+template class Decoder<double>;
+
+}  // namespace recforge

@@ -1,0 +1,124 @@
+// The GPT-style decoder over behavior tokens: learned token and position embeddings, n_layer
+// pre-LayerNorm blocks (attention, GELU MLP, both with residual connections), a final LayerNorm,
+// and the output layer tied to the token embedding. No autograd: forward and backward are explicit
+// sequences of kernel calls, each written down with its shapes in decoder.cpp.
+//
+// The trunk (embeddings → blocks → final norm) is separate from the objective: forward() leaves
+// the hidden states [N, C] in hidden(); an objective turns them into a loss and writes
+// ∂L/∂hidden into hidden_gradient() (adding its share of ∂L/∂wte into the gradients when it uses
+// the tied output layer); backward() then carries that gradient through the trunk.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "kernels/attention.h"
+#include "kernels/buffer.h"
+#include "model/batch.h"
+#include "model/config.h"
+#include "model/parameters.h"
+
+namespace recforge {
+
+struct ForwardOptions {
+  AttentionMask mask = AttentionMask::kCausal;
+  bool training = false;      // applies dropout when the config has any
+  uint64_t dropout_seed = 0;  // one per step: the same seed gives the same masks on any device
+};
+
+// Pointers to every tensor of one layer inside a flat buffer (parameters or their gradients).
+template <typename T>
+struct LayerTensors {
+  T *ln1_w, *ln1_b, *qkv_w, *qkv_b, *out_w, *out_b, *ln2_w, *ln2_b, *fc_w, *fc_b, *proj_w, *proj_b;
+};
+
+template <typename T>
+struct ModelTensors {
+  T *wte, *wpe, *lnf_w, *lnf_b;
+  std::vector<LayerTensors<T>> layers;
+};
+
+// T is float on both backends; double runs on the CPU only (finite-difference gradient checks).
+template <typename T>
+class Decoder {
+ public:
+  // Activations are sized for batches of up to `max_tokens` packed tokens.
+  Decoder(Context ctx, ModelConfig config, int max_tokens);
+
+  const ModelConfig& config() const { return config_; }
+  const ParameterLayout& layout() const { return layout_; }
+  const Context& context() const { return ctx_; }
+  int max_tokens() const { return max_tokens_; }
+
+  Buffer<T>& parameters() { return parameters_; }
+  Buffer<T>& gradients() { return gradients_; }
+  const ModelTensors<T>& weights() const { return weights_; }
+  const ModelTensors<T>& weight_gradients() const { return weight_gradients_; }
+  // Copies host values (layout order) into the parameters.
+  void load_parameters(std::span<const float> values);
+  void zero_gradients();
+
+  void forward(const DeviceBatch& batch, const ForwardOptions& options);
+  const T* hidden() const { return final_norm_.out; }  // [N, C]
+  T* hidden_gradient() { return grad_.hidden; }        // [N, C]
+
+  // Mean softmax cross-entropy of the tied output layer over the full vocabulary and the batch's
+  // counted targets (fused, never materializing the logits). With `backward`, writes ∂L/∂hidden
+  // and accumulates ∂L/∂wte. Returns the mean loss (0 when no target counts).
+  double output_loss(const DeviceBatch& batch, bool backward);
+  // logits [N, V] = hidden · wteᵀ, for inference and tests.
+  void logits(T* out, int num_tokens);
+
+  // Carries hidden_gradient() back through the trunk of the last forward(), accumulating into
+  // gradients().
+  void backward(const DeviceBatch& batch);
+
+ private:
+  struct Norm {
+    T *out, *mean, *rstd;  // [N, C], [N], [N]
+  };
+  struct LayerActivations {
+    Norm ln1;      // layernorm of the layer's input
+    T* qkv;        // [N, 3C]
+    T* att;        // [N, C] attention output, heads side by side
+    T* lse;        // [N, NH]
+    T* attproj;    // [N, C] attention projection (after dropout)
+    T* residual2;  // [N, C] input + attproj
+    Norm ln2;      // layernorm of residual2
+    T* fch;        // [N, F] MLP pre-activation
+    T* fch_gelu;   // [N, F]
+    T* fcproj;     // [N, C] MLP output (after dropout)
+    T* residual3;  // [N, C] residual2 + fcproj: the layer's output
+  };
+  struct GradientScratch {
+    T *hidden, *residual, *channels, *channels2, *mlp, *qkv, *delta;
+  };
+
+  void allocate_activations();
+  const T* layer_input(int l) const;
+  Norm norm_after(int l);
+  AttentionShape attention_shape(AttentionMask mask) const;
+  void dropout(T* x, int N, uint64_t stream) const;
+  const T* dropout_gradient(const T* dout, T* scratch, int N, uint64_t stream) const;
+  void layer_forward(int l, const DeviceBatch& batch);
+  void layer_backward(int l, const DeviceBatch& batch);
+
+  Context ctx_;
+  ModelConfig config_;
+  ParameterLayout layout_;
+  int max_tokens_;
+  Buffer<T> parameters_, gradients_, activations_, gradient_scratch_, losses_;
+  ModelTensors<T> weights_, weight_gradients_;
+  T* encoded_ = nullptr;  // [N, C] embeddings (after dropout)
+  std::vector<LayerActivations> layers_;
+  Norm final_norm_;
+  GradientScratch grad_;
+  ForwardOptions last_options_;
+};
+
+extern template class Decoder<float>;
+extern template class Decoder<double>;
+
+}  // namespace recforge

@@ -1,0 +1,107 @@
+// Shared helpers of the GPU tests: each test runs an op on the CUDA backend and on the CPU backend
+// (the reference) with the same random inputs, outputs poisoned with NaN bytes beforehand so an
+// unwritten element fails, and compares with the relative error ‖cuda − cpu‖ / ‖cpu‖.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <iostream>
+#include <random>
+#include <span>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "kernels/buffer.h"
+#include "kernels/context.h"
+
+namespace recforge::gpu_test {
+
+// Skips every test of a suite when no GPU is present; otherwise holds one context per backend.
+class GpuTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
+    cuda_ = Context::cuda();
+  }
+  Context cpu_ = Context::cpu();
+  Context cuda_ = Context::cpu();  // replaced by a CUDA context in SetUp
+};
+
+template <typename Param>
+class GpuTestWithParam : public GpuTest, public ::testing::WithParamInterface<Param> {};
+
+// Concatenates the printed forms of its arguments: labels and test names.
+template <typename... Parts>
+std::string cat(const Parts&... parts) {
+  std::ostringstream text;
+  (text << ... << parts);
+  return text.str();
+}
+
+inline std::vector<float> random_floats(size_t n, uint32_t seed, float low = -1.0f,
+                                        float high = 1.0f) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> uniform(low, high);
+  std::vector<float> values(n);
+  for (float& v : values) v = uniform(rng);
+  return values;
+}
+
+inline std::vector<int32_t> random_ints(size_t n, uint32_t seed, int32_t low, int32_t high) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int32_t> uniform(low, high);
+  std::vector<int32_t> values(n);
+  for (int32_t& v : values) v = uniform(rng);
+  return values;
+}
+
+// One array on both backends with the same contents.
+template <typename T>
+struct Mirrored {
+  Buffer<T> cpu, cuda;
+  explicit Mirrored(std::span<const T> host) : cpu(Device::kCpu, host), cuda(Device::kCuda, host) {}
+  explicit Mirrored(size_t size) : cpu(Device::kCpu, size), cuda(Device::kCuda, size) {}
+  T* on(const Context& ctx) { return ctx.on_cuda() ? cuda.data() : cpu.data(); }
+  // Fills both copies with NaN bytes.
+  void poison() {
+    fill_bytes(Device::kCpu, cpu.data(), 0xFF, cpu.bytes());
+    fill_bytes(Device::kCuda, cuda.data(), 0xFF, cuda.bytes());
+  }
+};
+
+template <typename T>
+Mirrored<T> mirrored(const std::vector<T>& host) {
+  return Mirrored<T>(std::span<const T>(host));
+}
+
+// ‖actual − expected‖₂ / ‖expected‖₂ in double (the absolute norm when expected is all zero); NaN
+// when either side holds a NaN, so a poisoned element that was never written fails.
+inline double relative_error(const std::vector<float>& actual, const std::vector<float>& expected) {
+  if (actual.size() != expected.size()) return NAN;
+  double diff = 0.0, norm = 0.0;
+  for (size_t i = 0; i < actual.size(); ++i) {
+    double d = static_cast<double>(actual[i]) - expected[i];
+    diff += d * d;
+    norm += static_cast<double>(expected[i]) * expected[i];
+  }
+  return norm > 0.0 ? std::sqrt(diff / norm) : std::sqrt(diff);
+}
+
+// Prints and checks the relative error of the CUDA copy against the CPU copy.
+template <typename T>
+void expect_close(const std::string& name, const Mirrored<T>& values, double tolerance) {
+  double error = relative_error(values.cuda.download(), values.cpu.download());
+  std::cout << "[ rel_err ] " << name << ": " << error << std::endl;
+  EXPECT_LT(error, tolerance) << name;  // also fails on NaN
+}
+
+template <typename T>
+bool bitwise_equal(const std::vector<T>& a, const std::vector<T>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0;
+}
+
+}  // namespace recforge::gpu_test

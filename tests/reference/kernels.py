@@ -1,0 +1,248 @@
+"""PyTorch references for recforge's kernels.
+
+Usage: kernels.py OP DIR. Reads the inputs a C++ test wrote to DIR as .npy files, computes OP in
+float64 with PyTorch (autograd for the backward passes) and writes each output as DIR/ref_<name>.npy.
+A test that checks several configurations in one run writes num_cases and prefixes each case's
+files with c0_, c1_, ... (see Case.cases).
+Only uses what both PyTorch 1.13 (Debian) and 2.x provide.
+"""
+import math
+import pathlib
+import sys
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+torch.set_default_dtype(torch.float64)
+
+IGNORE_INDEX = -1
+LAYERNORM_EPS = float(np.float32(1e-5))  # kLayerNormEps is a float constant
+
+
+class Case:
+    def __init__(self, directory, prefix=""):
+        self.dir = pathlib.Path(directory)
+        self.prefix = prefix
+
+    def load(self, name):
+        return np.load(self.dir / f"{self.prefix}{name}.npy")
+
+    def tensor(self, name, requires_grad=False):
+        t = torch.from_numpy(self.load(name).astype(np.float64))
+        return t.requires_grad_(requires_grad)
+
+    def ints(self, name):
+        return torch.from_numpy(self.load(name).astype(np.int64))
+
+    def uint32(self, name):
+        """An int32 array reinterpreted bit for bit as uint32."""
+        return self.load(name).view(np.uint32)
+
+    def scalar(self, name):
+        return float(self.load(name))
+
+    def write(self, name, value):
+        if isinstance(value, torch.Tensor):
+            value = value.detach().numpy()
+        np.save(self.dir / f"ref_{self.prefix}{name}.npy", np.asarray(value, dtype=np.float64))
+
+    def cases(self):
+        """The sub-cases c0_, c1_, ... of a test that wrote num_cases."""
+        count = int(self.scalar("num_cases"))
+        return [Case(self.dir, f"{self.prefix}c{i}_") for i in range(count)]
+
+
+def gelu(case):
+    x = case.tensor("inp", requires_grad=True)
+    out = torch.nn.functional.gelu(x, approximate="tanh")
+    out.backward(case.tensor("dout"))
+    case.write("out", out)
+    case.write("dinp", x.grad)
+
+
+def embedding(case):
+    """out = wte[tokens] + wpe[positions]; dwte, dwpe = initial values + autograd of out·dout."""
+    wte = case.tensor("wte", requires_grad=True)
+    wpe = case.tensor("wpe", requires_grad=True)
+    out = F.embedding(case.ints("tokens"), wte) + F.embedding(case.ints("positions"), wpe)
+    out.backward(case.tensor("dout"))
+    case.write("out", out)
+    case.write("dwte", case.tensor("dwte0") + wte.grad)
+    case.write("dwpe", case.tensor("dwpe0") + wpe.grad)
+
+
+def layernorm(case):
+    """Per case: layernorm forward (out, mean, rstd), the fused residual variant, and the backward
+    accumulated into the initial dinp0/dweight0/dbias0."""
+    for sub in case.cases():
+        x = sub.tensor("inp", requires_grad=True)
+        weight = sub.tensor("weight", requires_grad=True)
+        bias = sub.tensor("bias", requires_grad=True)
+        C = x.shape[-1]
+        out = F.layer_norm(x, (C,), weight, bias, eps=LAYERNORM_EPS)
+        out.backward(sub.tensor("dout"))
+        mean = x.detach().mean(dim=-1, keepdim=True)
+        var = ((x.detach() - mean) ** 2).mean(dim=-1)  # biased
+        sub.write("out", out)
+        sub.write("mean", mean.squeeze(-1))
+        sub.write("rstd", 1.0 / torch.sqrt(var + LAYERNORM_EPS))
+        sub.write("dinp", sub.tensor("dinp0") + x.grad)
+        sub.write("dweight", sub.tensor("dweight0") + weight.grad)
+        sub.write("dbias", sub.tensor("dbias0") + bias.grad)
+        residual = sub.tensor("a") + sub.tensor("b")
+        sub.write("residual", residual)
+        sub.write("residual_out", F.layer_norm(residual, (C,), weight, bias, eps=LAYERNORM_EPS))
+
+
+def matmul(case):
+    """out = inp·weightᵀ (+ bias); dinp overwritten, dweight and dbias added to their initial
+    values, all by autograd of out·dout."""
+    inp = case.tensor("inp", requires_grad=True)
+    weight = case.tensor("weight", requires_grad=True)
+    bias = case.tensor("bias", requires_grad=True)
+    out = F.linear(inp, weight, bias)
+    out.backward(case.tensor("dout"))
+    case.write("out", out)
+    case.write("out_nobias", F.linear(inp, weight))
+    case.write("dinp", inp.grad)
+    case.write("dweight", case.tensor("dweight0") + weight.grad)
+    case.write("dbias", case.tensor("dbias0") + bias.grad)
+
+
+def attention(case):
+    """Packed multi-head attention, one sequence at a time (offsets shared by every case):
+    out = softmax(mask(q·kᵀ/√HS))·v, lse = logsumexp of the masked scaled scores, dqkv = autograd
+    of out·dout."""
+    offsets = case.ints("offsets").tolist()
+    for sub in case.cases():
+        NH, HS = int(sub.scalar("NH")), int(sub.scalar("HS"))
+        causal = sub.scalar("causal") != 0
+        qkv = sub.tensor("qkv", requires_grad=True)  # [N, 3, NH, HS]
+        heads = qkv.permute(1, 2, 0, 3)  # [3, NH, N, HS]
+        outs, lses = [], []
+        for begin, end in zip(offsets[:-1], offsets[1:]):
+            T = end - begin
+            if T == 0:
+                continue
+            q, k, v = heads[:, :, begin:end]  # each [NH, T, HS]
+            scores = q @ k.transpose(1, 2) / math.sqrt(HS)
+            if causal:
+                above = torch.ones(T, T, dtype=torch.bool).triu(1)
+                scores = scores.masked_fill(above, -math.inf)
+            lses.append(torch.logsumexp(scores, dim=-1).T)  # [T, NH]
+            outs.append((torch.softmax(scores, dim=-1) @ v).transpose(0, 1))  # [T, NH, HS]
+        out = torch.cat(outs)
+        out.backward(sub.tensor("dout"))
+        sub.write("out", out)
+        sub.write("lse", torch.cat(lses))
+        sub.write("dqkv", qkv.grad)
+
+
+def cross_entropy(case):
+    """losses = F.cross_entropy(reduction='none') (0 on ignored rows); dlogits = autograd of
+    loss_scale·Σ losses."""
+    logits = case.tensor("logits", requires_grad=True)
+    losses = F.cross_entropy(logits, case.ints("targets"), reduction="none",
+                             ignore_index=IGNORE_INDEX)
+    (case.scalar("loss_scale") * losses.sum()).backward()
+    case.write("losses", losses)
+    case.write("dlogits", logits.grad)
+
+
+def classifier(case):
+    """Per case: logits = hidden·wteᵀ, losses = cross-entropy per row, dhidden = autograd of
+    loss_scale·Σ losses, dwte = dwte0 + its autograd."""
+    for sub in case.cases():
+        hidden = sub.tensor("hidden", requires_grad=True)
+        wte = sub.tensor("wte", requires_grad=True)
+        losses = F.cross_entropy(hidden @ wte.T, sub.ints("targets"), reduction="none",
+                                 ignore_index=IGNORE_INDEX)
+        (sub.scalar("loss_scale") * losses.sum()).backward()
+        sub.write("losses", losses)
+        sub.write("dhidden", hidden.grad)
+        sub.write("dwte", sub.tensor("dwte0") + wte.grad)
+
+
+def philox4x32_10(counter, key):
+    """Philox4x32-10 (Random123) over arrays: counter is 4 uint32 arrays, key 2 uint32 scalars."""
+    low = np.uint64(0xFFFFFFFF)
+    c = [np.asarray(word, dtype=np.uint64) for word in counter]
+    k0, k1 = np.uint64(key[0]), np.uint64(key[1])
+    for _ in range(10):
+        p0 = np.uint64(0xD2511F53) * c[0]
+        p1 = np.uint64(0xCD9E8D57) * c[2]
+        c = [(p1 >> np.uint64(32)) ^ c[1] ^ k0, p1 & low, (p0 >> np.uint64(32)) ^ c[3] ^ k1, p0 & low]
+        k0 = (k0 + np.uint64(0x9E3779B9)) & low
+        k1 = (k1 + np.uint64(0xBB67AE85)) & low
+    return [word.astype(np.uint32) for word in c]
+
+
+def philox_uniform(seed, stream, n):
+    """The uniform numbers of elements 0..n-1: word i&3 of Philox(counter {i>>2, stream}, seed),
+    top 24 bits scaled by 2^-24."""
+    index = np.arange(n, dtype=np.uint64)
+    block = index >> np.uint64(2)
+    low = np.uint64(0xFFFFFFFF)
+    counter = [block & low, block >> np.uint64(32),
+               np.full(n, stream & 0xFFFFFFFF, dtype=np.uint64),
+               np.full(n, stream >> 32, dtype=np.uint64)]
+    words = np.stack(philox4x32_10(counter, (seed & 0xFFFFFFFF, seed >> 32)))  # [4, n]
+    word = words[(index & np.uint64(3)).astype(np.int64), np.arange(n)]
+    return (word >> np.uint32(8)).astype(np.float64) * 2.0**-24
+
+
+def dropout(case):
+    """Inverted dropout with the Philox mask: keep iff uniform >= p, scale 1/(1-p); the backward
+    applies the same mask to dout. seed and stream arrive as [lo32, hi32] words."""
+    seed_words, stream_words = case.uint32("seed"), case.uint32("stream")
+    seed = int(seed_words[0]) | int(seed_words[1]) << 32
+    stream = int(stream_words[0]) | int(stream_words[1]) << 32
+    p = case.scalar("p")
+    inp = case.tensor("inp").numpy()
+    keep = philox_uniform(seed, stream, inp.size) >= p
+    case.write("out", inp * keep / (1.0 - p))
+    case.write("dinp", case.tensor("dout").numpy() * keep / (1.0 - p))
+    case.write("keep", keep)
+
+
+def adamw(case):
+    """Per case: torch.optim.AdamW over steps, elements [0, num_decayed) in a group with weight
+    decay and the rest in one without; grads (one row per step) are multiplied by grad_scale."""
+    for sub in case.cases():
+        params = sub.tensor("params")
+        grads = sub.tensor("grads")  # [steps, n]
+        nd = int(sub.scalar("num_decayed"))
+        decayed = params[:nd].clone().requires_grad_(True)
+        plain = params[nd:].clone().requires_grad_(True)
+        groups = [{"params": [decayed], "weight_decay": sub.scalar("weight_decay")},
+                  {"params": [plain], "weight_decay": 0.0}]
+        opt = torch.optim.AdamW(groups, lr=sub.scalar("lr"),
+                                betas=(sub.scalar("beta1"), sub.scalar("beta2")),
+                                eps=sub.scalar("eps"))
+        for grad in grads * sub.scalar("grad_scale"):
+            decayed.grad, plain.grad = grad[:nd].clone(), grad[nd:].clone()
+            opt.step()
+        state = [opt.state[decayed], opt.state[plain]]
+        sub.write("params", torch.cat([decayed, plain]))
+        sub.write("m", torch.cat([s["exp_avg"] for s in state]))
+        sub.write("v", torch.cat([s["exp_avg_sq"] for s in state]))
+
+
+def global_norm(case):
+    """norm = ‖grads‖₂ (torch.linalg.norm); clipped = the grads after clip_grad_norm_ to
+    max_norm."""
+    grads = case.tensor("grads")
+    case.write("norm", torch.linalg.norm(grads))
+    param = torch.zeros_like(grads, requires_grad=True)
+    param.grad = grads.clone()
+    torch.nn.utils.clip_grad_norm_([param], case.scalar("max_norm"))
+    case.write("clipped", param.grad)
+
+
+OPS = {name: fn for name, fn in globals().items() if callable(fn) and fn.__module__ == __name__
+       and name not in ("Case", "philox4x32_10", "philox_uniform")}
+
+if __name__ == "__main__":
+    op, directory = sys.argv[1], sys.argv[2]
+    OPS[op](Case(directory))

@@ -1,0 +1,11 @@
+// The `recforge` subcommands. Each registers its options on the CLI11 app and runs when selected.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace recforge {
+
+void register_demo_command(CLI::App& app);
+void register_bench_command(CLI::App& app);
+
+}  // namespace recforge

@@ -1,0 +1,25 @@
+// recforge: one command-line binary with subcommands.
+#include <cstdio>
+#include <exception>
+
+#include "kernels/check.h"
+#include "tools/commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"recforge: LLM-style recommender training on interaction logs (CPU and CUDA)"};
+  app.require_subcommand(1);
+  recforge::register_demo_command(app);
+  recforge::register_bench_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const recforge::Error& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 2;
+  }
+  return 0;
+}
