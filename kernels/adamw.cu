@@ -1,8 +1,6 @@
 // AdamW on the GPU: one grid-stride loop over the flat parameter buffer applying adamw_element
-// (kernels/math.h), the CPU backend's update. The bias corrections 1 − βᵗ are computed once on the
-// host, with the same expression as adamw_cpu.cpp, and passed by value.
-
-#include <cmath>
+// (kernels/math.h), the CPU backend's update. The bias corrections 1 − βᵗ come from adamw_step on
+// the host, the same function the CPU backend uses, and are passed by value.
 
 #include "kernels/adamw.h"
 #include "kernels/cuda_common.cuh"
@@ -25,13 +23,7 @@ void adamw_update(const Context& ctx, float* params, const float* grads, float* 
                   int64_t n, int64_t num_decayed, const AdamWConfig& config, int step,
                   float grad_scale) {
   if (n == 0) return;
-  AdamWStep s{config.lr,
-              config.beta1,
-              config.beta2,
-              config.eps,
-              config.weight_decay,
-              1.0f - std::pow(config.beta1, static_cast<float>(step)),
-              1.0f - std::pow(config.beta2, static_cast<float>(step))};
+  const AdamWStep s = adamw_step(config, step);
   adamw_kernel<<<grid_stride_blocks(ctx, n), kElementwiseThreads, 0, stream_of(ctx)>>>(
       params, grads, m, v, n, num_decayed, s, grad_scale);
   CUDA_CHECK_LAUNCH();

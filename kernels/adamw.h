@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "kernels/context.h"
+#include "kernels/math.h"
 
 namespace recforge {
 
@@ -18,6 +19,10 @@ struct AdamWConfig {
   float eps = 1e-8f;
   float weight_decay = 0.0f;
 };
+
+// The per-step constants of the element update, bias corrections 1 − βᵗ included; both backends
+// compute them on the host with this one function.
+AdamWStep adamw_step(const AdamWConfig& config, int step);
 
 namespace cpu {
 // params, grads, m, v [n]; step t >= 1 (bias correction).

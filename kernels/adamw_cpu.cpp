@@ -1,21 +1,24 @@
 #include <cmath>
 
 #include "kernels/adamw.h"
-#include "kernels/math.h"
 
 namespace recforge {
+
+AdamWStep adamw_step(const AdamWConfig& config, int step) {
+  return {config.lr,
+          config.beta1,
+          config.beta2,
+          config.eps,
+          config.weight_decay,
+          1.0f - std::pow(config.beta1, static_cast<float>(step)),
+          1.0f - std::pow(config.beta2, static_cast<float>(step))};
+}
 
 namespace cpu {
 
 void adamw_update(float* params, const float* grads, float* m, float* v, int64_t n,
                   int64_t num_decayed, const AdamWConfig& config, int step, float grad_scale) {
-  AdamWStep s{config.lr,
-              config.beta1,
-              config.beta2,
-              config.eps,
-              config.weight_decay,
-              1.0f - std::pow(config.beta1, static_cast<float>(step)),
-              1.0f - std::pow(config.beta2, static_cast<float>(step))};
+  const AdamWStep s = adamw_step(config, step);
 #pragma omp parallel for simd schedule(static)
   for (int64_t i = 0; i < n; ++i) {
     adamw_element(params + i, m + i, v + i, grads[i] * grad_scale,
