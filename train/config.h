@@ -1,0 +1,112 @@
+// A training run's configuration: the YAML file's shape, validated on load. Every field here is a
+// key of the file (same name, same nesting); defaults are the values below. The loader rejects
+// unknown keys, wrong types and out-of-range values with the key path and the file's line.
+//
+//   run:     {output_dir, seed, device, threads, log_every_steps}
+//   data:    {path, max_len, split, sliding_windows}
+//   model:   {d_model, n_layer, n_head, mlp_ratio, dropout, precision}
+//   stages:  [{name, objective: {...}, train: {...}, eval: {...}}, ...]
+//   distributed: {backend}
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace recforge {
+
+struct RunSection {
+  std::string output_dir = "runs/default";
+  uint64_t seed = 42;
+  std::string device = "auto";  // cpu | cuda | auto
+  int threads = 0;               // CPU threads, 0 = all cores
+  int log_every_steps = 50;      // console and metrics.jsonl
+};
+
+struct DataSection {
+  std::string path;                     // a prepared dataset directory (recforge data prepare)
+  int max_len = 50;                     // histories are cut to their most recent max_len items
+  std::string split = "leave_one_out";  // the only split so far
+  bool sliding_windows = false;         // also train on earlier max_len windows of long histories
+};
+
+struct ModelSection {
+  int d_model = 64;
+  int n_layer = 2;
+  int n_head = 2;
+  int mlp_ratio = 4;
+  float dropout = 0.2f;             // [0, 1)
+  std::string precision = "fp32";  // fp32 (bf16 arrives with the GPU work)
+};
+
+struct ObjectiveSection {
+  std::string type = "mbp_nbp";  // mbp_nbp | nbp | mbp
+  float mask_ratio = 0.2f;       // (0, 1]: share of a sequence's items replaced by MASK (>= 1 item)
+  int next_k = 1;                // [1, 8]: NBP predicts each of the next K items
+  std::vector<float> next_k_weights;  // empty (all 1) or next_k non-negative weights
+  float lambda = 1.0f;                // L = L_MBP + lambda · L_NBP, >= 0
+  std::string loss = "full_softmax";  // full_softmax | sampled_softmax
+  int negatives = 128;                // sampled softmax: negatives shared by the batch, >= 1
+  std::string sampling = "uniform";   // uniform | popularity (from the training part)
+  float temperature = 1.0f;           // > 0, logits are divided by it
+};
+
+struct TrainSection {
+  int batch_size = 256;        // sequences per micro-batch (>= 1)
+  int token_budget = 0;        // > 0: micro-batches are cut at this many tokens instead
+  float lr = 1e-3f;            // > 0
+  int warmup_steps = 0;        // >= 0, linear warmup from 0
+  std::string schedule = "constant";  // constant | cosine | linear (decay to min_lr_ratio · lr)
+  float min_lr_ratio = 0.0f;          // [0, 1]
+  int epochs = 10;                    // >= 1
+  int64_t max_steps = 0;              // > 0 stops after this many optimizer steps
+  float weight_decay = 0.0f;          // >= 0
+  float beta1 = 0.9f, beta2 = 0.999f;  // [0, 1)
+  float eps = 1e-8f;                  // > 0
+  float grad_clip = 1.0f;             // <= 0 disables
+  int grad_accum = 1;                 // micro-batches per optimizer step, >= 1
+};
+
+struct EvalSection {
+  int every_steps = 0;            // 0: once per epoch
+  std::string metric = "ndcg@10";  // ndcg@K | hr@K | mrr, K in ks
+  int patience = 10;              // evaluations without improvement before stopping; 0 = never stop
+  std::string protocol = "full";  // full | sampled
+  int sampled_negatives = 100;    // sampled protocol: negatives per user
+  std::string sampled_by = "uniform";  // uniform | popularity
+  bool exclude_history = true;    // full protocol: a user's earlier items are not ranked
+  std::vector<int> ks = {1, 5, 10, 20};
+  int batch_size = 512;           // users per scoring batch
+};
+
+struct StageSection {
+  std::string name = "pretrain";
+  ObjectiveSection objective;
+  TrainSection train;
+  EvalSection eval;
+};
+
+struct DistributedSection {
+  std::string backend = "auto";  // auto | none (nccl and mpi arrive with the distributed work)
+};
+
+struct RunConfig {
+  RunSection run;
+  DataSection data;
+  ModelSection model;
+  std::vector<StageSection> stages;  // at least one
+  DistributedSection distributed;
+};
+
+// Loads and validates a YAML file, then applies `overrides` ("a.b.c=value"; stages are addressed
+// by index or name: "stages.0.train.lr=3e-4" or "stages.pretrain.train.lr=3e-4"). Throws
+// recforge::Error with the file, key path and line of the first problem.
+RunConfig load_config(const std::filesystem::path& file, const std::vector<std::string>& overrides);
+// Same, from text (`source_name` stands for the file in messages).
+RunConfig parse_config(const std::string& text, const std::string& source_name,
+                       const std::vector<std::string>& overrides);
+// The whole resolved configuration (every key, defaults included) as YAML.
+std::string to_yaml(const RunConfig& config);
+
+}  // namespace recforge
