@@ -7,5 +7,8 @@ namespace recforge {
 
 void register_demo_command(CLI::App& app);
 void register_bench_command(CLI::App& app);
+void register_train_command(CLI::App& app);
+void register_eval_command(CLI::App& app);
+void register_recommend_command(CLI::App& app);
 
 }  // namespace recforge

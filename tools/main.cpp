@@ -10,6 +10,9 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   recforge::register_demo_command(app);
   recforge::register_bench_command(app);
+  recforge::register_train_command(app);
+  recforge::register_eval_command(app);
+  recforge::register_recommend_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -29,4 +29,13 @@ float AdamW::step(Buffer<float>& parameters, Buffer<float>& gradients, float lr,
   return norm;
 }
 
+void AdamW::restore(std::span<const float> m, std::span<const float> v, int steps_taken) {
+  RECFORGE_CHECK(m.size() == static_cast<size_t>(num_parameters_) && v.size() == m.size(),
+                 "optimizer state holds ", m.size(), " and ", v.size(), " moments, expected ",
+                 num_parameters_);
+  m_.upload(m);
+  v_.upload(v);
+  step_ = steps_taken;
+}
+
 }  // namespace recforge

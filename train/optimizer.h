@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 
 #include "kernels/adamw.h"
 #include "kernels/buffer.h"
@@ -18,6 +19,10 @@ class AdamW {
   float step(Buffer<float>& parameters, Buffer<float>& gradients, float lr, float max_grad_norm);
 
   int steps_taken() const { return step_; }
+  // The moment estimates, for checkpoints; restore() puts saved ones back with their step count.
+  Buffer<float>& first_moment() { return m_; }
+  Buffer<float>& second_moment() { return v_; }
+  void restore(std::span<const float> m, std::span<const float> v, int steps_taken);
   const AdamWConfig& config() const { return config_; }
 
  private:

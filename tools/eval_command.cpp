@@ -1,0 +1,123 @@
+// `recforge eval --run DIR | --checkpoint DIR`: ranking metrics of a trained model on its dataset's
+// leave-one-out validation or test part, printed as one JSON object. Full ranking (optionally with
+// each user's earlier items excluded) or the sampled protocol with seeded negatives, saved beside
+// the output when --save-negatives is given.
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "kernels/check.h"
+#include "model/vocabulary.h"
+#include "tools/commands.h"
+#include "train/checkpointed_model.h"
+#include "train/eval_cases.h"
+
+namespace recforge {
+namespace {
+
+struct EvalCommandOptions {
+  std::string run, checkpoint, data, device = "auto", split = "test", protocol = "full";
+  std::string ks = "1,5,10,20", sampled_by = "uniform", save_negatives;
+  bool include_history = false;
+  int negatives = 100, batch_size = 256, threads = 0;
+  uint64_t seed = 1;
+};
+
+std::vector<int> parse_ks(const std::string& text) {
+  std::vector<int> ks;
+  std::stringstream stream(text);
+  std::string part;
+  while (std::getline(stream, part, ',')) {
+    try {
+      ks.push_back(std::stoi(part));
+    } catch (const std::exception&) {
+      throw Error("--k: \"" + part + "\" is not an integer (expected e.g. 1,5,10,20)");
+    }
+    if (ks.back() < 1) throw Error("--k: cut-offs must be at least 1, got " + part);
+  }
+  return ks;
+}
+
+void run_eval(const EvalCommandOptions& options) {
+  const Device device = parse_device(options.device);
+  Context ctx = device == Device::kCuda ? Context::cuda() : Context::cpu(options.threads);
+  const std::filesystem::path checkpoint =
+      options.checkpoint.empty() ? best_checkpoint_of_run(options.run) : options.checkpoint;
+  CheckpointedModel loaded = open_checkpointed_model(ctx, checkpoint, options.batch_size);
+  const std::filesystem::path data_path = options.data.empty() ? loaded.data_path : options.data;
+  Dataset data = Dataset::open(data_path);
+  RECFORGE_CHECK(vocabulary_size(data.num_items()) == loaded.model->config().vocab_size,
+                 "dataset ", data_path.string(), " has ", data.num_items(),
+                 " items but the checkpoint's model was trained on ",
+                 loaded.model->config().vocab_size - kFirstItemToken);
+  LeaveOneOutSplit split(data);
+  const Split which = options.split == "valid" ? Split::kValid : Split::kTest;
+  EvalCases cases = evaluation_cases(data, split, which, !options.include_history);
+  EvalOptions eval;
+  eval.ks = parse_ks(options.ks);
+  eval.batch_size = options.batch_size;
+  eval.masked = loaded.masked;
+  nlohmann::json result = {{"checkpoint", checkpoint.string()},
+                           {"split", options.split},
+                           {"protocol", options.protocol},
+                           {"users", cases.cases.size()}};
+  RankingMetrics metrics(eval.ks);
+  if (options.protocol == "full") {
+    metrics = evaluate_full_ranking(*loaded.model, data.num_items(), cases.cases, eval);
+    result["setting"] = options.include_history
+                            ? "full ranking over all items, nothing excluded"
+                            : "full ranking over all items, each user's earlier items excluded";
+  } else {
+    std::vector<int64_t> popularity;
+    if (options.sampled_by == "popularity") popularity = split.train_item_counts();
+    auto negatives = sample_eval_negatives(cases.cases, cases.user_items, data.num_items(),
+                                           options.negatives, popularity, options.seed);
+    if (!options.save_negatives.empty()) save_negatives(options.save_negatives, negatives);
+    metrics = evaluate_sampled(*loaded.model, cases.cases, negatives, eval);
+    result["setting"] = std::to_string(options.negatives) + " " + options.sampled_by +
+                        " negatives per user, seed " + std::to_string(options.seed);
+  }
+  for (const auto& [key, value] : metrics.as_map(options.split)) result[key] = value;
+  std::printf("%s\n", result.dump(2).c_str());
+}
+
+}  // namespace
+
+void register_eval_command(CLI::App& app) {
+  auto options = std::make_shared<EvalCommandOptions>();
+  CLI::App* command = app.add_subcommand("eval", "Ranking metrics of a trained model");
+  auto* run = command->add_option("--run", options->run, "a run directory (its best checkpoint)");
+  auto* checkpoint =
+      command->add_option("--checkpoint", options->checkpoint, "a checkpoint directory");
+  run->excludes(checkpoint);
+  command->add_option("--data", options->data, "dataset directory (default: the training one)");
+  command->add_option("--split", options->split, "valid or test")
+      ->check(CLI::IsMember({"valid", "test"}))
+      ->capture_default_str();
+  command->add_option("--protocol", options->protocol, "full or sampled")
+      ->check(CLI::IsMember({"full", "sampled"}))
+      ->capture_default_str();
+  command->add_option("--k", options->ks, "cut-offs, comma-separated")->capture_default_str();
+  command->add_flag("--include-history", options->include_history,
+                    "full ranking: also rank the user's earlier items");
+  command->add_option("--negatives", options->negatives, "sampled: negatives per user")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  command->add_option("--sampled-by", options->sampled_by, "sampled: uniform or popularity")
+      ->check(CLI::IsMember({"uniform", "popularity"}))
+      ->capture_default_str();
+  command->add_option("--seed", options->seed, "sampled: seed of the negatives")
+      ->capture_default_str();
+  command->add_option("--save-negatives", options->save_negatives, "sampled: write them here");
+  command->add_option("--device", options->device, "cpu, cuda or auto")->capture_default_str();
+  command->add_option("--threads", options->threads, "CPU threads (default: all)");
+  command->add_option("--batch-size", options->batch_size, "users per forward pass")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  command->callback([options, run, checkpoint] {
+    if (!*run && !*checkpoint) throw Error("eval needs --run DIR or --checkpoint DIR");
+    run_eval(*options);
+  });
+}
+
+}  // namespace recforge

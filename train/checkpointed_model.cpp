@@ -1,0 +1,33 @@
+#include "train/checkpointed_model.h"
+
+#include <optional>
+
+#include "kernels/check.h"
+#include "model/checkpoint.h"
+
+namespace recforge {
+
+CheckpointedModel open_checkpointed_model(const Context& ctx,
+                                          const std::filesystem::path& checkpoint,
+                                          int max_sequences) {
+  CheckpointData data = load_checkpoint(checkpoint);
+  CheckpointedModel result;
+  result.checkpoint = checkpoint;
+  result.trainer_state = std::move(data.trainer_state);
+  result.model = std::make_unique<Decoder<float>>(ctx, data.model_config,
+                                                  max_sequences * data.model_config.max_len);
+  result.model->load_parameters(data.parameters);
+  result.data_path = result.trainer_state.value("data_path", std::string());
+  result.masked = result.trainer_state.value("inference", std::string("causal")) == "masked";
+  return result;
+}
+
+std::filesystem::path best_checkpoint_of_run(const std::filesystem::path& run_dir) {
+  const std::filesystem::path checkpoints = run_dir / "checkpoints";
+  std::optional<std::filesystem::path> latest = latest_checkpoint(checkpoints);
+  if (!latest) throw Error("run directory " + run_dir.string() + " holds no checkpoint");
+  const nlohmann::json state = load_checkpoint(*latest).trainer_state;
+  return checkpoints / state.at("loop").at("best_checkpoint").get<std::string>();
+}
+
+}  // namespace recforge

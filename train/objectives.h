@@ -1,0 +1,39 @@
+// Pre-training objectives over item sequences (PTUM, Wu et al. 2020), as batch construction:
+//
+//   NBP, next-K behaviors: causal attention over items x_0 .. x_{n-2}; position i predicts each of
+//        x_{i+1} .. x_{i+K} that exists. K = 1 is the classic next-item objective (SASRec).
+//   MBP, masked behaviors: ceil(mask_ratio · n) distinct positions (at least one) of x_0 .. x_{n-1}
+//        become the MASK token; bidirectional attention; each masked position predicts its item.
+//
+// Both produce a packed batch of input tokens plus item targets [N, K] (item ids, kIgnoreIndex
+// where a position predicts nothing). The loss over the items (full or sampled softmax) is
+// item_loss.h's; the trainer combines them as L = L_MBP + λ·L_NBP.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "model/batch.h"
+
+namespace recforge {
+
+struct ObjectiveBatch {
+  PackedBatch inputs;            // tokens and positions (its own `targets` stay empty)
+  std::vector<int32_t> targets;  // [N, K] item ids, kIgnoreIndex where none
+  int K = 1;
+  int64_t num_targets = 0;  // entries of `targets` that are not kIgnoreIndex
+};
+
+using ItemSequence = std::span<const int32_t>;  // item ids, chronological
+
+// Each sequence must hold at most max_len + 1 items and at least 2 (shorter ones are skipped).
+ObjectiveBatch make_next_items_batch(std::span<const ItemSequence> sequences, int next_k);
+
+// Each sequence must hold at most max_len items and at least 1. The masked positions are drawn
+// from the counter-based generator with (seed, stream = batch's step) and the sequence's index, so
+// a batch is the same on every run and after a resume.
+ObjectiveBatch make_masked_items_batch(std::span<const ItemSequence> sequences, float mask_ratio,
+                                       uint64_t seed, uint64_t stream);
+
+}  // namespace recforge
