@@ -2,7 +2,7 @@
 
 #include <omp.h>
 
-#include <atomic>
+#include <csignal>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -431,6 +431,7 @@ TrainStatus StageRunner::run(const TrainerOptions& options) {
         const fs::path dir =
             checkpoints_dir_ / (stage_.name + "-step" + std::to_string(state.step));
         if (!fs::exists(dir)) save(state, dir);
+        stop_requested = 0;
         std::printf("interrupted at step %lld: checkpoint %s; continue with --resume\n",
                     static_cast<long long>(state.step), dir.c_str());
         return TrainStatus::kInterrupted;
