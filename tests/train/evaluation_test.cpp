@@ -99,8 +99,14 @@ std::vector<EvalCase> every_target(const std::vector<int32_t>& history) {
 std::vector<int64_t> brute_force_ranks(Decoder<float>& model, const std::vector<EvalCase>& cases,
                                        bool masked) {
   std::vector<int64_t> ranks;
+  std::vector<int32_t> history;
+  std::vector<float> scores;
   for (const EvalCase& c : cases) {
-    ranks.push_back(brute_force_rank(brute_force_scores(model, c.history, masked), c));
+    if (scores.empty() || c.history != history) {
+      history = c.history;
+      scores = brute_force_scores(model, history, masked);
+    }
+    ranks.push_back(brute_force_rank(scores, c));
   }
   return ranks;
 }
