@@ -7,5 +7,6 @@ namespace recforge {
 
 void register_demo_command(CLI::App& app);
 void register_bench_command(CLI::App& app);
+void register_data_command(CLI::App& app);
 
 }  // namespace recforge

@@ -10,6 +10,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   recforge::register_demo_command(app);
   recforge::register_bench_command(app);
+  recforge::register_data_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
