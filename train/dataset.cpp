@@ -162,6 +162,11 @@ Compact compact(const Interactions& log, const Grouped& g) {
       c.item_raw.push_back(log.item[e]);
     }
   }
+  const size_t kept = std::count(g.keep.begin(), g.keep.end(), 1);
+  c.items.reserve(kept);
+  if (!log.time.empty()) c.timestamps.reserve(kept);
+  if (!log.rating.empty()) c.ratings.reserve(kept);
+  c.offsets.reserve(c.user_raw.size() + 1);
   c.offsets.assign(1, 0);
   for (int32_t raw : c.user_raw) {
     for (int64_t p = g.user_start[raw]; p < g.user_start[raw + 1]; ++p) {

@@ -212,10 +212,17 @@ class LineParser {
       throw BadLine{field_label(schema_.rating_col) + " = " + shown(fields_[schema_.rating_col]) +
                     " is not a finite number"};
     }
-    out_.user.push_back(out_.users.intern(user));
+    out_.user.push_back(user_id(user));
     out_.item.push_back(out_.items.intern(item));
     if (schema_.time_col >= 0) out_.time.push_back(time);
     if (schema_.rating_col >= 0) out_.rating.push_back(rating);
+  }
+
+  // Logs often hold a user's events together: the previous line's user is checked before the
+  // hash table.
+  int32_t user_id(std::string_view name) {
+    if (last_user_ < 0 || name != out_.users.name(last_user_)) last_user_ = out_.users.intern(name);
+    return last_user_;
   }
 
   // Whitespace-separated tokens of a seq/pairs line.
@@ -228,12 +235,12 @@ class LineParser {
 
   void parse_sequence(std::string_view line) {
     size_t pos = 0;
-    std::string_view user = next_token(line, pos);
+    std::string_view name = next_token(line, pos);
     std::string_view item = next_token(line, pos);
     if (item.empty()) throw BadLine{"expected a user and at least one item, found only a user"};
-    int32_t user_id = out_.users.intern(user);
+    int32_t user = user_id(name);
     for (; !item.empty(); item = next_token(line, pos)) {
-      out_.user.push_back(user_id);
+      out_.user.push_back(user);
       out_.item.push_back(out_.items.intern(item));
     }
   }
@@ -248,7 +255,7 @@ class LineParser {
       while (!next_token(line, pos).empty()) ++found;
       throw BadLine{"expected 2 fields (user item), found " + std::to_string(found)};
     }
-    out_.user.push_back(out_.users.intern(user));
+    out_.user.push_back(user_id(user));
     out_.item.push_back(out_.items.intern(item));
   }
 
@@ -257,7 +264,21 @@ class LineParser {
   int needed_;
   std::vector<std::string_view> fields_;  // [needed_] the current line's fields
   std::vector<std::string> unquoted_;     // [needed_] storage for quoted fields
+  int32_t last_user_ = -1;
 };
+
+// After the first block of a file, reserves the event arrays for the whole file at the block's
+// bytes per event (plus 10%), sparing the copies and page faults of repeated growth.
+void reserve_for_file(Interactions& out, int64_t events_before, size_t block_bytes,
+                      uintmax_t file_bytes) {
+  int64_t block_events = out.size() - events_before;
+  double estimate = 1.1 * static_cast<double>(file_bytes) / block_bytes * block_events;
+  size_t capacity = out.item.size() + static_cast<size_t>(estimate);
+  out.user.reserve(capacity);
+  out.item.reserve(capacity);
+  if (!out.time.empty()) out.time.reserve(capacity);
+  if (!out.rating.empty()) out.rating.reserve(capacity);
+}
 
 }  // namespace
 
@@ -364,6 +385,10 @@ void read_interactions(const std::filesystem::path& file, const LogSchema& schem
     throw Error("cannot open interaction log " + file.string() + ": " + std::strerror(errno));
   }
   const std::string source = file.string();
+  std::error_code unknown_size;
+  const uintmax_t file_bytes = std::filesystem::file_size(file, unknown_size);
+  const int64_t events_before = out.size();
+  bool reserved = static_cast<bool>(unknown_size);
   std::vector<char> block(std::max<size_t>(block_bytes, 1));
   size_t filled = 0;      // bytes of block holding unparsed text
   int64_t next_line = 1;  // line number of block[0]
@@ -380,6 +405,10 @@ void read_interactions(const std::filesystem::path& file, const LogSchema& schem
     std::string_view whole = text.substr(0, cut);
     parse_interactions(whole, source, schema, out, next_line);
     next_line += std::count(whole.begin(), whole.end(), '\n');
+    if (!reserved && out.size() > events_before) {
+      reserve_for_file(out, events_before, whole.size(), file_bytes);
+      reserved = true;
+    }
     std::memmove(block.data(), block.data() + cut, filled - cut);
     filled -= cut;
     if (at_end) break;

@@ -119,6 +119,7 @@ int64_t write_synthetic_log(const SynthOptions& o, const std::filesystem::path& 
   for (int64_t u = 0; u < o.users; ++u) user_order[u] = u;
   for (int64_t u = o.users - 1; u > 0; --u) std::swap(user_order[u], user_order[draw.below(u + 1)]);
 
+  if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
   std::filesystem::path temp = path;
   temp += ".tmp-" + std::to_string(::getpid());
   int64_t written = 0;
