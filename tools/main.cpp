@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   recforge::register_train_command(app);
   recforge::register_eval_command(app);
   recforge::register_recommend_command(app);
+  recforge::register_data_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -20,8 +20,8 @@ struct RunSection {
   std::string output_dir = "runs/default";
   uint64_t seed = 42;
   std::string device = "auto";  // cpu | cuda | auto
-  int threads = 0;               // CPU threads, 0 = all cores
-  int log_every_steps = 50;      // console and metrics.jsonl
+  int threads = 0;              // CPU threads, 0 = all cores
+  int log_every_steps = 50;     // console and metrics.jsonl
 };
 
 struct DataSection {
@@ -36,7 +36,7 @@ struct ModelSection {
   int n_layer = 2;
   int n_head = 2;
   int mlp_ratio = 4;
-  float dropout = 0.2f;             // [0, 1)
+  float dropout = 0.2f;            // [0, 1)
   std::string precision = "fp32";  // fp32 (bf16 arrives with the GPU work)
 };
 
@@ -53,31 +53,31 @@ struct ObjectiveSection {
 };
 
 struct TrainSection {
-  int batch_size = 256;        // sequences per micro-batch (>= 1)
-  int token_budget = 0;        // > 0: micro-batches are cut at this many tokens instead
-  float lr = 1e-3f;            // > 0
-  int warmup_steps = 0;        // >= 0, linear warmup from 0
-  std::string schedule = "constant";  // constant | cosine | linear (decay to min_lr_ratio · lr)
-  float min_lr_ratio = 0.0f;          // [0, 1]
-  int epochs = 10;                    // >= 1
-  int64_t max_steps = 0;              // > 0 stops after this many optimizer steps
-  float weight_decay = 0.0f;          // >= 0
+  int batch_size = 256;                // sequences per micro-batch (>= 1)
+  int token_budget = 0;                // > 0: micro-batches are cut at this many tokens instead
+  float lr = 1e-3f;                    // > 0
+  int warmup_steps = 0;                // >= 0, linear warmup from 0
+  std::string schedule = "constant";   // constant | cosine | linear (decay to min_lr_ratio · lr)
+  float min_lr_ratio = 0.0f;           // [0, 1]
+  int epochs = 10;                     // >= 1
+  int64_t max_steps = 0;               // > 0 stops after this many optimizer steps
+  float weight_decay = 0.0f;           // >= 0
   float beta1 = 0.9f, beta2 = 0.999f;  // [0, 1)
-  float eps = 1e-8f;                  // > 0
-  float grad_clip = 1.0f;             // <= 0 disables
-  int grad_accum = 1;                 // micro-batches per optimizer step, >= 1
+  float eps = 1e-8f;                   // > 0
+  float grad_clip = 1.0f;              // <= 0 disables
+  int grad_accum = 1;                  // micro-batches per optimizer step, >= 1
 };
 
 struct EvalSection {
-  int every_steps = 0;            // 0: once per epoch
+  int every_steps = 0;             // 0: once per epoch
   std::string metric = "ndcg@10";  // ndcg@K | hr@K | mrr, K in ks
   int patience = 10;              // evaluations without improvement before stopping; 0 = never stop
   std::string protocol = "full";  // full | sampled
   int sampled_negatives = 100;    // sampled protocol: negatives per user
   std::string sampled_by = "uniform";  // uniform | popularity
-  bool exclude_history = true;    // full protocol: a user's earlier items are not ranked
+  bool exclude_history = true;         // full protocol: a user's earlier items are not ranked
   std::vector<int> ks = {1, 5, 10, 20};
-  int batch_size = 512;           // users per scoring batch
+  int batch_size = 512;  // users per scoring batch
 };
 
 struct StageSection {
