@@ -14,9 +14,9 @@ enum SpecialToken : int32_t {
   kMaskToken = 1,  // a hidden behavior (masked behavior prediction)
   kBosToken = 2,
   kSepToken = 3,
-  kYesToken = 4,     // answer tokens of the preference task
+  kYesToken = 4,  // answer tokens of the preference task
   kNoToken = 5,
-  kRating1Token = 6,  // ratings 1..5 are tokens 6..10
+  kRating1Token = 6,     // ratings 1..5 are tokens 6..10
   kFirstTaskToken = 11,  // task tokens 11..15
 };
 

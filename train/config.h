@@ -22,6 +22,8 @@ struct RunSection {
   std::string device = "auto";  // cpu | cuda | auto
   int threads = 0;              // CPU threads, 0 = all cores
   int log_every_steps = 50;     // console and metrics.jsonl
+
+  bool operator==(const RunSection&) const = default;
 };
 
 struct DataSection {
@@ -29,6 +31,8 @@ struct DataSection {
   int max_len = 50;                     // histories are cut to their most recent max_len items
   std::string split = "leave_one_out";  // the only split so far
   bool sliding_windows = false;         // also train on earlier max_len windows of long histories
+
+  bool operator==(const DataSection&) const = default;
 };
 
 struct ModelSection {
@@ -38,6 +42,8 @@ struct ModelSection {
   int mlp_ratio = 4;
   float dropout = 0.2f;            // [0, 1)
   std::string precision = "fp32";  // fp32 (bf16 arrives with the GPU work)
+
+  bool operator==(const ModelSection&) const = default;
 };
 
 struct ObjectiveSection {
@@ -50,6 +56,8 @@ struct ObjectiveSection {
   int negatives = 128;                // sampled softmax: negatives shared by the batch, >= 1
   std::string sampling = "uniform";   // uniform | popularity (from the training part)
   float temperature = 1.0f;           // > 0, logits are divided by it
+
+  bool operator==(const ObjectiveSection&) const = default;
 };
 
 struct TrainSection {
@@ -66,6 +74,8 @@ struct TrainSection {
   float eps = 1e-8f;                   // > 0
   float grad_clip = 1.0f;              // <= 0 disables
   int grad_accum = 1;                  // micro-batches per optimizer step, >= 1
+
+  bool operator==(const TrainSection&) const = default;
 };
 
 struct EvalSection {
@@ -78,6 +88,8 @@ struct EvalSection {
   bool exclude_history = true;         // full protocol: a user's earlier items are not ranked
   std::vector<int> ks = {1, 5, 10, 20};
   int batch_size = 512;  // users per scoring batch
+
+  bool operator==(const EvalSection&) const = default;
 };
 
 struct StageSection {
@@ -85,10 +97,14 @@ struct StageSection {
   ObjectiveSection objective;
   TrainSection train;
   EvalSection eval;
+
+  bool operator==(const StageSection&) const = default;
 };
 
 struct DistributedSection {
   std::string backend = "auto";  // auto | none (nccl and mpi arrive with the distributed work)
+
+  bool operator==(const DistributedSection&) const = default;
 };
 
 struct RunConfig {
@@ -97,6 +113,8 @@ struct RunConfig {
   ModelSection model;
   std::vector<StageSection> stages;  // at least one
   DistributedSection distributed;
+
+  bool operator==(const RunConfig&) const = default;
 };
 
 // Loads and validates a YAML file, then applies `overrides` ("a.b.c=value"; stages are addressed
