@@ -94,7 +94,7 @@ __global__ void add_positive_rows(float* dhidden, const float* dpos, SampledSoft
     const int64_t n = row0 + i / in.C;
     const int c = static_cast<int>(i % in.C);
     const int32_t positive = in.positives[n];
-    if (positive < 0 || positive >= in.V) continue;  // ignored (or out of range)
+    if (positive == in.ignore_index || positive < 0 || positive >= in.V) continue;
     dhidden[n * in.C + c] += dpos[n] * in.wte[static_cast<int64_t>(positive) * in.C + c];
   }
 }
@@ -105,7 +105,8 @@ __global__ void candidate_keys(int32_t* keys, int32_t* ids, SampledSoftmaxInputs
   const int M = in.N + in.P;
   for (int64_t i = grid_stride_begin(); i < M; i += grid_stride_step()) {
     const int32_t key = i < in.N ? in.positives[i] : in.negatives[i - in.N];
-    keys[i] = key >= 0 && key < in.V ? key : in.V;
+    const bool ignored = i < in.N && key == in.ignore_index;
+    keys[i] = !ignored && key >= 0 && key < in.V ? key : in.V;
     ids[i] = static_cast<int32_t>(i);
   }
 }
