@@ -131,4 +131,20 @@ RECFORGE_HD OnlineSoftmax online_softmax_merge(OnlineSoftmax a, OnlineSoftmax b)
   return OnlineSoftmax{a.max, a.sum + b.sum * expf(b.max - a.max)};
 }
 
+// ---- Sampled softmax (kernels/sampled_softmax.h) ---------------------------------------------
+// A negative's logit: its scaled dot product minus its log sampling probability, or −∞ (removed)
+// when it is the row's positive.
+template <typename T>
+RECFORGE_HD T sampled_negative_logit(T scaled_dot, T log_q, int32_t negative, int32_t positive) {
+  return negative == positive ? -static_cast<T>(INFINITY) : scaled_dot - log_q;
+}
+
+// A candidate's logit gradient, scale · (π − [candidate is the positive]), π = exp(logit − lse);
+// 0 for a removed negative (logit −∞).
+template <typename T>
+RECFORGE_HD T sampled_logit_gradient(T logit, T lse, T scale, bool is_positive) {
+  const T grad = elementwise_exp(logit - lse) * scale;
+  return is_positive ? grad - scale : grad;
+}
+
 }  // namespace recforge

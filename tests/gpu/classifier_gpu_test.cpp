@@ -1,5 +1,6 @@
 // The fused, vocabulary-chunked classifier on the GPU against the CPU backend: several chunks with
-// a ragged last one, ignored rows, the gradient accumulating into dwte, and the losses-only mode.
+// a ragged last one, ignored rows, the gradient accumulating into dwte, the losses-only mode, and
+// three weighted targets per row.
 #include "kernels/classifier.h"
 #include "tests/gpu/gpu_test_support.h"
 
@@ -70,6 +71,32 @@ TEST_F(ClassifierGpuTest, SmallVocabularyMatchesCpu) {
   expect_close("classifier.losses V=100", losses, 1e-5);
   expect_close("classifier.dhidden V=100", dhidden, 1e-4);
   expect_close("classifier.dwte V=100", dwte, 1e-4);
+}
+
+TEST_F(ClassifierGpuTest, ThreeWeightedTargetsMatchCpu) {
+  constexpr int K = 3;
+  const TargetWeights weights{K, {1.0f, 0.5f, 0.25f}};
+  auto hidden = mirrored(random_floats(static_cast<size_t>(kRows) * kChannels, 10));
+  auto wte = mirrored(random_floats(static_cast<size_t>(kVocab) * kChannels, 11));
+  std::vector<int32_t> host_targets = random_ints(kRows * K, 12, 0, kVocab - 1);
+  for (int i = 0; i < kRows * K; i += 5) host_targets[i] = kIgnoreIndex;
+  for (int k = 0; k < K; ++k) host_targets[3 * K + k] = kIgnoreIndex;  // a row without targets
+  host_targets[4 * K] = host_targets[4 * K + 2] = 8192;                // one target in two slots
+  host_targets[5 * K + 1] = kVocab - 1;
+  auto targets = mirrored(host_targets);
+  const float loss_scale = 1.0f / count_weighted_targets(host_targets, weights);
+  Mirrored<float> losses(kRows), dhidden(static_cast<size_t>(kRows) * kChannels);
+  auto dwte = mirrored(random_floats(static_cast<size_t>(kVocab) * kChannels, 13, -1e-3f, 1e-3f));
+  losses.poison();
+  dhidden.poison();
+  for (const Context* ctx : {&cpu_, &cuda_}) {
+    classifier_forward_backward(*ctx, losses.on(*ctx), dhidden.on(*ctx), dwte.on(*ctx),
+                                hidden.on(*ctx), wte.on(*ctx), targets.on(*ctx), weights, kRows,
+                                kChannels, kVocab, loss_scale);
+  }
+  expect_close("classifier.K3.losses", losses, 1e-5);
+  expect_close("classifier.K3.dhidden", dhidden, 1e-4);
+  expect_close("classifier.K3.dwte", dwte, 1e-4);
 }
 
 }  // namespace

@@ -17,49 +17,71 @@ using testing::expect_close;
 using testing::ReferenceCase;
 using testing::type_name;
 
+// A case scores the vocabulary sub-range [offset, offset + V) of a table with offset + V + kTail
+// rows, K targets per row.
 struct Shape {
-  int N, C, V;
+  int N, C, V, K, offset;
 };
+constexpr int kTail = 5;
 // Vocabularies that are not multiples of 512 (the CUDA kernel's chunk); N not a multiple of the
 // CPU kernel's 64-row panel, so the last panel of each thread's range is partial.
-constexpr Shape kSmall{300, 64, 1337}, kLarge{203, 128, 12102};
+constexpr Shape kSmall{300, 64, 1337, 1, 0}, kLarge{203, 128, 12102, 1, 0};
+constexpr Shape kMultiSmall{300, 64, 1337, 3, 11}, kMultiLarge{203, 128, 12102, 3, 2};
+constexpr TargetWeights kThreeWeights{3, {1.0f, 0.5f, 0.25f}};
+
+int table_rows(const Shape& shape) { return shape.offset + shape.V + kTail; }
 
 // One shape's inputs (drawn as float) and PyTorch reference.
 struct ClassifierCase {
   Shape shape;
-  std::vector<float> hidden, wte, dwte0;  // dwte0: the table gradient before the call
-  std::vector<int32_t> targets;           // about a tenth are kIgnoreIndex
-  double loss_scale = 0.0;                // 1 / count_targets, as the float the kernel gets
+  TargetWeights weights;
+  std::vector<float> hidden, wte, dwte0;  // wte, dwte0 [table_rows, C]; dwte0: before the call
+  std::vector<int32_t> targets;           // [N, K], about a tenth are kIgnoreIndex
+  double loss_scale = 0.0;                // 1 / count_weighted_targets, as the kernel's float
   std::vector<double> losses, dhidden, dwte;
   std::string label(const char* type) const {
-    return std::string("classifier.") + type + ".V" + std::to_string(shape.V);
+    return std::string("classifier.") + type + ".V" + std::to_string(shape.V) + ".K" +
+           std::to_string(shape.K);
   }
 };
+
+// Targets [N, K] in [0, V): a tenth ignored, row 0 wholly ignored, row 1 aiming at the last
+// (partial-chunk) entry and, with K > 1, row 2 holding one target in two slots.
+std::vector<int32_t> make_targets(std::mt19937_64& rng, const Shape& shape) {
+  const auto [N, C, V, K, offset] = shape;
+  std::vector<int32_t> targets = testing::random_ints(rng, static_cast<size_t>(N) * K, 0, V);
+  std::bernoulli_distribution ignored(0.1);
+  for (int32_t& t : targets) {
+    if (ignored(rng)) t = kIgnoreIndex;
+  }
+  for (int k = 0; k < K; ++k) targets[k] = kIgnoreIndex;
+  targets[K] = V - 1;
+  if (K > 1) targets[2 * K + 1] = targets[2 * K] = 17;
+  return targets;
+}
 
 std::vector<ClassifierCase> make_cases() {
   std::mt19937_64 rng(testing::fresh_seed());
   std::vector<ClassifierCase> cases;
   ReferenceCase ref("kernels.py", "classifier");
-  for (const Shape& shape : {kSmall, kLarge}) {
-    const auto [N, C, V] = shape;
-    ClassifierCase c{shape};
+  for (const Shape& shape : {kSmall, kLarge, kMultiSmall, kMultiLarge}) {
+    const auto [N, C, V, K, offset] = shape;
+    const size_t table = static_cast<size_t>(table_rows(shape)) * C;
+    ClassifierCase c{shape, K == 1 ? TargetWeights{} : kThreeWeights};
     c.hidden = testing::random_normal<float>(rng, N * C);
-    c.wte = testing::random_normal<float>(rng, static_cast<size_t>(V) * C, 3.0 / std::sqrt(C));
-    c.dwte0 = testing::random_normal<float>(rng, static_cast<size_t>(V) * C, 0.01);
-    c.targets = testing::random_ints(rng, N, 0, V);
-    std::bernoulli_distribution ignored(0.1);
-    for (int32_t& t : c.targets) {
-      if (ignored(rng)) t = kIgnoreIndex;
-    }
-    c.targets[0] = kIgnoreIndex;
-    c.targets[1] = V - 1;  // in the last, partial vocabulary chunk
-    c.loss_scale = 1.0f / static_cast<float>(count_targets(c.targets));
+    c.wte = testing::random_normal<float>(rng, table, 3.0 / std::sqrt(C));
+    c.dwte0 = testing::random_normal<float>(rng, table, 0.01);
+    c.targets = make_targets(rng, shape);
+    c.loss_scale = 1.0f / static_cast<float>(count_weighted_targets(c.targets, c.weights));
 
     std::string p = "c" + std::to_string(cases.size()) + "_";
     ref.put(p + "hidden", c.hidden, {N, C});
-    ref.put(p + "wte", c.wte, {V, C});
-    ref.put(p + "dwte0", c.dwte0, {V, C});
-    ref.put(p + "targets", c.targets, {N});
+    ref.put(p + "wte", c.wte, {table_rows(shape), C});
+    ref.put(p + "dwte0", c.dwte0, {table_rows(shape), C});
+    ref.put(p + "targets", c.targets, {N, K});
+    ref.put(p + "weights", std::vector<float>(c.weights.w, c.weights.w + K), {K});
+    ref.put_scalar(p + "offset", offset);
+    ref.put_scalar(p + "V", V);
     ref.put_scalar(p + "loss_scale", c.loss_scale);
     cases.push_back(std::move(c));
   }
@@ -88,14 +110,15 @@ class ClassifierReference : public ::testing::Test {
   template <typename T>
   void check(const ClassifierCase& c, double tolerance, bool losses_only = false,
              bool nested = false) {
-    const auto [N, C, V] = c.shape;
+    const auto [N, C, V, K, offset] = c.shape;
     std::vector<T> hidden = convert<T>(c.hidden), wte = convert<T>(c.wte);
     std::vector<T> losses(N, NAN), dhidden(N * C, NAN), dwte = convert<T>(c.dwte0);
+    const size_t first = static_cast<size_t>(offset) * C;  // the sub-range's first element
     auto run = [&] {
-      classifier_forward_backward(Context::cpu(), losses.data(),
-                                  losses_only ? nullptr : dhidden.data(),
-                                  losses_only ? nullptr : dwte.data(), hidden.data(), wte.data(),
-                                  c.targets.data(), N, C, V, static_cast<T>(c.loss_scale));
+      classifier_forward_backward(
+          Context::cpu(), losses.data(), losses_only ? nullptr : dhidden.data(),
+          losses_only ? nullptr : dwte.data() + first, hidden.data(), wte.data() + first,
+          c.targets.data(), c.weights, N, C, V, static_cast<T>(c.loss_scale));
     };
     if (nested) {
       testing::run_inside_parallel_region(run);
@@ -114,6 +137,8 @@ class ClassifierReference : public ::testing::Test {
 
   static const ClassifierCase& small() { return (*cases_)[0]; }
   static const ClassifierCase& large() { return (*cases_)[1]; }
+  static const ClassifierCase& multi_small() { return (*cases_)[2]; }
+  static const ClassifierCase& multi_large() { return (*cases_)[3]; }
   static inline std::unique_ptr<std::vector<ClassifierCase>> cases_;
 };
 
@@ -131,13 +156,84 @@ TEST_F(ClassifierReference, DoublePrecisionMatchesPyTorch) {
   check<double>(large(), 1e-12);
 }
 
-// Disabled until classifier_forward_backward splits its row panels, its dwte slices and the sum
-// of the per-thread dwte partials by the team it gets (omp_get_num_threads()) instead of
-// omp_get_max_threads(): with fewer threads than requested (an enclosing parallel region,
-// OMP_THREAD_LIMIT, OMP_DYNAMIC) it skips panels and then dereferences the null dwte partials of
-// the missing threads (segfault).
+// With fewer threads than omp_get_max_threads() reports (an enclosing parallel region,
+// OMP_THREAD_LIMIT, OMP_DYNAMIC) the kernel must still cover every panel and dwte slice.
 TEST_F(ClassifierReference, InsideParallelRegionMatchesPyTorch) {
   check<float>(small(), 1e-5, /*losses_only=*/false, /*nested=*/true);
+}
+
+TEST_F(ClassifierReference, ThreeWeightedTargetsMatchPyTorch) {
+  check<float>(multi_small(), 1e-5);
+  check<float>(multi_large(), 1e-5);
+}
+
+TEST_F(ClassifierReference, ThreeWeightedTargetsLossesOnlyMatchPyTorch) {
+  check<float>(multi_small(), 1e-5, /*losses_only=*/true);
+}
+
+TEST_F(ClassifierReference, ThreeWeightedTargetsDoublePrecisionMatchPyTorch) {
+  check<double>(multi_small(), 1e-12);
+  check<double>(multi_large(), 1e-12);
+}
+
+// Row n with targets (t0, t1, t2) and weights (w0, w1, w2) is the sum of three one-target calls,
+// call k with targets[:, k] and loss_scale · w_k (losses weighted by w_k afterwards).
+TEST(ClassifierMultiTarget, EqualsWeightedSumOfSingleTargetCalls) {
+  const int N = 70, C = 16, V = 101, K = 3;
+  std::mt19937_64 rng(testing::fresh_seed());
+  std::vector<double> hidden = testing::random_normal<double>(rng, N * C);
+  std::vector<double> wte = testing::random_normal<double>(rng, V * C, 0.5);
+  std::vector<int32_t> targets = make_targets(rng, {N, C, V, K, 0});
+  const double loss_scale = 0.01;
+  std::vector<double> losses(N), dhidden(N * C), dwte(V * C, 0.0);
+  classifier_forward_backward(Context::cpu(), losses.data(), dhidden.data(), dwte.data(),
+                              hidden.data(), wte.data(), targets.data(), kThreeWeights, N, C, V,
+                              loss_scale);
+
+  std::vector<double> sum_losses(N, 0.0), sum_dhidden(N * C, 0.0), sum_dwte(V * C, 0.0);
+  std::vector<double> one_losses(N), one_dhidden(N * C);
+  std::vector<int32_t> slot(N);
+  for (int k = 0; k < K; ++k) {
+    const double w = kThreeWeights.w[k];
+    for (int n = 0; n < N; ++n) slot[n] = targets[n * K + k];
+    classifier_forward_backward(Context::cpu(), one_losses.data(), one_dhidden.data(),
+                                sum_dwte.data(), hidden.data(), wte.data(), slot.data(), N, C, V,
+                                loss_scale * w);
+    for (int n = 0; n < N; ++n) sum_losses[n] += w * one_losses[n];
+    for (int i = 0; i < N * C; ++i) sum_dhidden[i] += one_dhidden[i];
+  }
+  expect_close("classifier.K3 vs 3 calls.losses", losses, sum_losses, 1e-13);
+  expect_close("classifier.K3 vs 3 calls.dhidden", dhidden, sum_dhidden, 1e-13);
+  expect_close("classifier.K3 vs 3 calls.dwte", dwte, sum_dwte, 1e-13);
+}
+
+TEST(ClassifierMultiTarget, CountWeightedTargetsSumsTheWeightsOfCountedSlots) {
+  const std::vector<int32_t> targets{
+      4, kIgnoreIndex, 2, kIgnoreIndex, kIgnoreIndex, kIgnoreIndex, 0, 1, 3};
+  EXPECT_DOUBLE_EQ(count_weighted_targets(targets, kThreeWeights), 1.25 + 1.75);
+  EXPECT_EQ(count_weighted_targets(targets, TargetWeights{}), 5.0);
+}
+
+TEST(ClassifierValidation, BadTargetWeightsThrow) {
+  const int N = 2, C = 4, V = 7;
+  std::vector<float> hidden(N * C, 0.0f), wte(V * C, 0.0f), losses(N);
+  std::vector<int32_t> targets(N * kMaxTargets, 0);
+  auto run = [&](TargetWeights weights) {
+    classifier_forward_backward<float>(Context::cpu(), losses.data(), nullptr, nullptr,
+                                       hidden.data(), wte.data(), targets.data(), weights, N, C, V,
+                                       1.0f);
+  };
+  TargetWeights too_many;
+  too_many.K = kMaxTargets + 1;
+  TargetWeights negative{2, {1.0f, -0.5f}};
+  for (const TargetWeights& weights : {too_many, negative}) {
+    try {
+      run(weights);
+      ADD_FAILURE() << "K=" << weights.K << " w1=" << weights.w[1] << " was accepted";
+    } catch (const Error& e) {
+      std::printf("[  message ] %s\n", e.what());
+    }
+  }
 }
 
 TEST(ClassifierValidation, OutOfRangeTargetThrows) {

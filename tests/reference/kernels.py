@@ -151,13 +151,43 @@ def cross_entropy(case):
 
 
 def classifier(case):
-    """Per case: logits = hidden·wteᵀ, losses = cross-entropy per row, dhidden = autograd of
-    loss_scale·Σ losses, dwte = dwte0 + its autograd."""
+    """Per case: logits = hidden·wte[offset : offset + V]ᵀ; targets [N, K] with slot weights
+    weights [K]; losses[n] = Σ_k w_k · cross-entropy(logits[n], targets[n, k]) (0 where ignored);
+    dhidden = autograd of loss_scale·Σ losses, dwte = dwte0 + its autograd (the whole table)."""
     for sub in case.cases():
         hidden = sub.tensor("hidden", requires_grad=True)
         wte = sub.tensor("wte", requires_grad=True)
-        losses = F.cross_entropy(hidden @ wte.T, sub.ints("targets"), reduction="none",
-                                 ignore_index=IGNORE_INDEX)
+        offset, V = int(sub.scalar("offset")), int(sub.scalar("V"))
+        logits = hidden @ wte[offset:offset + V].T
+        targets, weights = sub.ints("targets"), sub.tensor("weights")
+        losses = sum(w * F.cross_entropy(logits, targets[:, k], reduction="none",
+                                         ignore_index=IGNORE_INDEX)
+                     for k, w in enumerate(weights))
+        (sub.scalar("loss_scale") * losses.sum()).backward()
+        sub.write("losses", losses)
+        sub.write("dhidden", hidden.grad)
+        sub.write("dwte", sub.tensor("dwte0") + wte.grad)
+
+
+def sampled_softmax(case):
+    """Per case: each row scores its positive against the shared negatives (a negative equal to
+    the row's positive removed), logits = hidden·wte[offset : offset + V][candidate]ᵀ / τ − logQ;
+    losses = logsumexp − positive logit (0 on ignored rows); dhidden = autograd of
+    loss_scale·Σ losses, dwte = dwte0 + its autograd (the whole table)."""
+    for sub in case.cases():
+        hidden = sub.tensor("hidden", requires_grad=True)
+        wte = sub.tensor("wte", requires_grad=True)
+        offset, V = int(sub.scalar("offset")), int(sub.scalar("V"))
+        items = wte[offset:offset + V]
+        positives, negatives = sub.ints("positives"), sub.ints("negatives")
+        tau = sub.scalar("temperature")
+        counted = positives != IGNORE_INDEX
+        pos = positives.clamp(min=0)
+        s_pos = (hidden * items[pos]).sum(dim=1) / tau - sub.tensor("log_q_positive")
+        s_neg = hidden @ items[negatives].T / tau - sub.tensor("log_q_negative")
+        s_neg = s_neg.masked_fill(negatives[None, :] == positives[:, None], -math.inf)
+        losses = torch.logsumexp(torch.cat([s_pos[:, None], s_neg], dim=1), dim=1) - s_pos
+        losses = torch.where(counted, losses, torch.zeros_like(losses))
         (sub.scalar("loss_scale") * losses.sum()).backward()
         sub.write("losses", losses)
         sub.write("dhidden", hidden.grad)
