@@ -174,7 +174,7 @@ void put_in_place(const fs::path& tmp, const fs::path& dir, const fs::path& old)
 
 }  // namespace
 
-void save_checkpoint(const fs::path& checkpoint_dir, const CheckpointData& data) {
+void save_checkpoint(const fs::path& checkpoint_dir, const CheckpointData& data) try {
   data.model_config.validate();
   ParameterLayout layout(data.model_config);
   const size_t total = layout.total_size();
@@ -209,9 +209,11 @@ void save_checkpoint(const fs::path& checkpoint_dir, const CheckpointData& data)
   sync_directory(parent);
   fs::remove_all(tmp);
   fs::remove_all(old);
+} catch (const fs::filesystem_error& e) {
+  throw Error(concat("saving checkpoint ", checkpoint_dir.string(), ": ", e.what()));
 }
 
-CheckpointData load_checkpoint(const fs::path& dir) {
+CheckpointData load_checkpoint(const fs::path& dir) try {
   const fs::path model_path = dir / kModelFile;
   const std::string source = model_path.string();
   SafetensorsFile model = SafetensorsFile::read(model_path);
@@ -241,10 +243,12 @@ CheckpointData load_checkpoint(const fs::path& dir) {
   }
   data.trainer_state = read_json(dir / kStateFile);
   return data;
+} catch (const fs::filesystem_error& e) {
+  throw Error(concat("loading checkpoint ", dir.string(), ": ", e.what()));
 }
 
 std::optional<fs::path> latest_checkpoint(const fs::path& checkpoints_dir,
-                                          const std::string& stage) {
+                                          const std::string& stage) try {
   std::error_code error;
   std::optional<fs::path> best;
   uint64_t best_step = 0;
@@ -273,6 +277,8 @@ std::optional<fs::path> latest_checkpoint(const fs::path& checkpoints_dir,
     }
   }
   return best;
+} catch (const fs::filesystem_error& e) {
+  throw Error(concat("listing checkpoints in ", checkpoints_dir.string(), ": ", e.what()));
 }
 
 }  // namespace recforge

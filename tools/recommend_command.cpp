@@ -42,9 +42,10 @@ std::vector<int32_t> history_items(const Dataset& data, const RecommendOptions& 
 void run_recommend(const RecommendOptions& options) {
   Context ctx = Context::create(parse_device(options.device));
   const std::filesystem::path checkpoint =
-      options.checkpoint.empty() ? best_checkpoint_of_run(options.run) : options.checkpoint;
+      options.checkpoint.empty() ? best_checkpoint_of_run(options.run)
+                                 : std::filesystem::path(options.checkpoint);
   CheckpointedModel loaded = open_checkpointed_model(ctx, checkpoint, 1);
-  Dataset data = Dataset::open(options.data.empty() ? loaded.data_path : options.data);
+  Dataset data = Dataset::open(options.data.empty() ? loaded.data_path : std::filesystem::path(options.data));
   std::vector<int32_t> history = history_items(data, options);
   const std::vector<Recommendation> top = recommend(*loaded.model, data.num_items(), history,
                                                     options.k, options.exclude_history,

@@ -132,12 +132,23 @@ double ItemLoss::sampled_softmax(Decoder<float>& model, const ObjectiveBatch& ba
   log_q_negative_.upload(log_q_negative);
   log_q_positive_.upload(log_q_positive);
   const int64_t item_rows = static_cast<int64_t>(kFirstItemToken) * C;
-  sampled_softmax_forward_backward(
-      ctx_, losses_.data(), backward ? model.hidden_gradient() : nullptr,
-      backward ? model.weight_gradients().wte + item_rows : nullptr, model.hidden(),
-      model.weights().wte + item_rows, targets_.data(), negatives_.data(), log_q_positive_.data(),
-      log_q_negative_.data(), N, C, P, config_.temperature, static_cast<float>(gradient_scale / count),
-      kIgnoreIndex);
+  SampledSoftmaxInputs<float> in;
+  in.hidden = model.hidden();
+  in.wte = model.weights().wte + item_rows;
+  in.positives = targets_.data();
+  in.negatives = negatives_.data();
+  in.log_q_positive = log_q_positive_.data();
+  in.log_q_negative = log_q_negative_.data();
+  in.N = N;
+  in.C = C;
+  in.V = num_items_;
+  in.P = P;
+  in.temperature = config_.temperature;
+  in.ignore_index = kIgnoreIndex;
+  sampled_softmax_forward_backward(ctx_, losses_.data(),
+                                   backward ? model.hidden_gradient() : nullptr,
+                                   backward ? model.weight_gradients().wte + item_rows : nullptr,
+                                   in, static_cast<float>(gradient_scale / count));
   std::vector<float> losses = losses_.download();
   return std::accumulate(losses.begin(), losses.begin() + N, 0.0) / count;
 }
