@@ -42,6 +42,8 @@ void run_prepare(const PrepareArgs& args) {
       report.parse_seconds, report.lines_read / report.parse_seconds / 1e6,
       report.interactions_read / report.parse_seconds / 1e6, report.seconds,
       report.lines_read / report.seconds / 1e6, report.interactions_read / report.seconds / 1e6);
+  std::printf("cpu %.2f s (%.2f M lines/s per core; single-threaded)\n", report.cpu_seconds,
+              report.lines_read / report.cpu_seconds / 1e6);
 }
 
 void register_prepare(CLI::App& data) {

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -376,6 +377,7 @@ void read_names(const fs::path& path, int64_t count, IdTable& names) {
 PrepareReport prepare_dataset(const std::vector<fs::path>& inputs, const PrepareOptions& options,
                               const fs::path& output_dir) {
   auto start = std::chrono::steady_clock::now();
+  std::clock_t cpu_start = std::clock();
   if (inputs.empty()) throw Error("data prepare needs at least one input file");
   LogSchema schema = schema_of(options);
   Interactions log;
@@ -412,6 +414,7 @@ PrepareReport prepare_dataset(const std::vector<fs::path>& inputs, const Prepare
   write_stats(data, report, inputs, options, temp.path() / "stats.json");
   install(temp, output_dir);
   report.seconds = seconds_since(start);
+  report.cpu_seconds = static_cast<double>(std::clock() - cpu_start) / CLOCKS_PER_SEC;
   return report;
 }
 

@@ -57,7 +57,8 @@ struct PrepareReport {
   int64_t items = 0;
   int kcore_rounds = 0;
   double parse_seconds = 0.0;
-  double seconds = 0.0;  // total, writing included
+  double seconds = 0.0;      // wall time in total, writing included
+  double cpu_seconds = 0.0;  // process CPU time (user + system) in total
 };
 
 PrepareReport prepare_dataset(const std::vector<std::filesystem::path>& inputs,
