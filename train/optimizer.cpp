@@ -1,5 +1,7 @@
 #include "train/optimizer.h"
 
+#include <cmath>
+
 #include "kernels/global_norm.h"
 
 namespace recforge {
@@ -22,6 +24,8 @@ float AdamW::step(Buffer<float>& parameters, Buffer<float>& gradients, float lr,
                  "optimizer built for ", num_parameters_, " parameters got buffers of ",
                  parameters.size(), " and ", gradients.size());
   float norm = global_norm(ctx_, gradients.data(), num_parameters_);
+  RECFORGE_CHECK(std::isfinite(norm), "the gradient norm is ", norm, " at step ", step_ + 1,
+                 ": training stopped before the update");
   AdamWConfig config = config_;
   config.lr = lr;
   adamw_update(ctx_, parameters.data(), gradients.data(), m_.data(), v_.data(), num_parameters_,

@@ -16,6 +16,7 @@ class AdamW {
   AdamW(const Context& ctx, int64_t num_parameters, int64_t num_decayed, AdamWConfig config);
 
   // One update. `max_grad_norm` <= 0 disables clipping. Returns the gradient norm before clipping.
+  // A non-finite gradient norm throws recforge::Error before anything changes.
   float step(Buffer<float>& parameters, Buffer<float>& gradients, float lr, float max_grad_norm);
 
   int steps_taken() const { return step_; }

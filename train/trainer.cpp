@@ -10,6 +10,7 @@
 #include <optional>
 
 #include "kernels/check.h"
+#include "kernels/global_norm.h"
 #include "model/checkpoint.h"
 #include "model/decoder.h"
 #include "model/vocabulary.h"
@@ -110,6 +111,7 @@ class StageRunner {
   void log_step(const LoopState& state, float loss, double mbp, double nbp, float lr, float norm,
                 int64_t tokens, double seconds, const Progress& progress);
   uint64_t stream_of(int64_t step, size_t micro, int pass) const;
+  void check_finite_parameters(int64_t step);
 
   const RunConfig& config_;
   const StageSection& stage_;
@@ -238,6 +240,16 @@ float StageRunner::train_step(const std::vector<uint32_t>& order, const std::vec
   return static_cast<float>(loss);
 }
 
+// A divergence that overflows the parameters stops the run before anything is evaluated or saved,
+// so the last checkpoint on disk stays the last good one.
+void StageRunner::check_finite_parameters(int64_t step) {
+  const float norm = global_norm(ctx_, model_.parameters().data(), model_.layout().total_size());
+  RECFORGE_CHECK(std::isfinite(norm), "training diverged at step ", step,
+                 ": the parameters' norm is ", norm,
+                 "; the last good checkpoint is the latest in ", checkpoints_dir_.string(),
+                 " (lower the learning rate or enable gradient clipping)");
+}
+
 RankingMetrics StageRunner::evaluate(Split which, const std::string& protocol) {
   const EvalCases& cases = which == Split::kValid ? valid_ : test_;
   EvalOptions options;
@@ -300,7 +312,14 @@ void StageRunner::restore(const fs::path& dir, LoopState& state) {
 bool StageRunner::evaluate_and_checkpoint(LoopState& state) {
   const EvalSection& eval = stage_.eval;
   Progress timer(0, 1);
-  RankingMetrics metrics = evaluate(Split::kValid, eval.protocol);
+  RankingMetrics metrics(eval.ks);
+  try {
+    metrics = evaluate(Split::kValid, eval.protocol);
+  } catch (const Error& e) {
+    throw Error("validation at step " + std::to_string(state.step) + " failed, nothing saved (" +
+                e.what() + "); the last good checkpoint is the latest in " +
+                checkpoints_dir_.string());
+  }
   const double value = metrics.metric(eval.metric);
   const fs::path dir = checkpoints_dir_ / (stage_.name + "-step" + std::to_string(state.step));
   const bool improved = value > state.best_metric;
@@ -405,6 +424,7 @@ TrainStatus StageRunner::run(const TrainerOptions& options) {
       const float lr = learning_rate(train, state.step, total);
       const float norm = optimizer_.step(model_.parameters(), model_.gradients(), lr,
                                          train.grad_clip);
+      check_finite_parameters(state.step + 1);
       state.cursor = last;
       ++state.step;
       state.train_seconds += timer.elapsed_seconds();

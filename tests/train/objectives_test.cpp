@@ -23,7 +23,7 @@ TEST(NextItemsBatch, InputsDropTheLastItemAndTargetsAreTheNextK) {
   EXPECT_EQ(batch.inputs.offsets, (std::vector<int32_t>{0, 3, 4}));
   EXPECT_EQ(batch.targets, (std::vector<int32_t>{6, 7, 7, 8, 8, kNone, 3, kNone}));
   EXPECT_EQ(batch.K, 2);
-  EXPECT_EQ(batch.num_targets, 5);
+  EXPECT_EQ(batch.num_targets, 6);
 }
 
 TEST(NextItemsBatch, KOfOneIsNextItemPrediction) {

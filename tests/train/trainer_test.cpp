@@ -5,12 +5,14 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 
 #include "kernels/check.h"
+#include "model/checkpoint.h"
 #include "train/dataset.h"
 #include "train/eval_cases.h"
 #include "train/log_synth.h"
@@ -136,20 +138,28 @@ TEST_F(TrainerTest, InterruptedAndResumedRunLogsTheSameLossesBitForBit) {
             read_json(fs::path(resumed.run.output_dir) / "final_metrics.json")["test/ndcg@10"]);
 }
 
-TEST_F(TrainerTest, NonFiniteLossStopsWithTheStepAndKeepsTheLastGoodCheckpoint) {
+TEST_F(TrainerTest, DivergenceStopsWithTheStepAndKeepsTheLastGoodCheckpoint) {
   RunConfig c = config("diverges");
+  c.stages[0].eval.every_steps = 1;
+  TrainerOptions two_steps;
+  two_steps.interrupt_after_steps = 2;
+  ASSERT_EQ(train(c, two_steps), TrainStatus::kInterrupted);
   c.stages[0].train.lr = 1e30f;
   c.stages[0].train.grad_clip = 0.0f;
-  c.stages[0].eval.every_steps = 1;
+  TrainerOptions resume;
+  resume.resume = true;
   try {
-    train(c, {});
+    train(c, resume);
     FAIL() << "a diverging run must stop with an error";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("at step"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("at step 3"), std::string::npos) << e.what();
   }
   const fs::path checkpoints = fs::path(c.run.output_dir) / "checkpoints";
-  ASSERT_TRUE(fs::exists(checkpoints));
-  EXPECT_FALSE(fs::is_empty(checkpoints));
+  std::optional<fs::path> latest = latest_checkpoint(checkpoints);
+  ASSERT_TRUE(latest.has_value());
+  EXPECT_EQ(latest->filename(), "pretrain-step2");
+  CheckpointData good = load_checkpoint(*latest);
+  for (float p : good.parameters) ASSERT_TRUE(std::isfinite(p));
 }
 
 TEST_F(TrainerTest, StopRequestSavesACheckpointAndReturnsInterrupted) {
