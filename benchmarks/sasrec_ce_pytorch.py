@@ -105,6 +105,8 @@ def main():
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--max-minutes", type=float, default=0,
+                   help="stop training after this much wall time (0: no limit), then test")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -116,7 +118,12 @@ def main():
     opt = torch.optim.Adam(model.parameters(), lr=a.lr)
     loss_fn = nn.CrossEntropyLoss(ignore_index=0)
     best, best_epoch, best_state, bad = -1.0, -1, None, 0
+    run_start = time.time()
+    stopped_by = "patience or epochs"
     for epoch in range(a.epochs):
+        if a.max_minutes and time.time() - run_start > 60 * a.max_minutes:
+            stopped_by = "time budget"
+            break
         model.train()
         start = time.time()
         order = rng.permutation(len(train))
@@ -145,7 +152,8 @@ def main():
                 break
     model.load_state_dict(best_state)
     test = evaluate(model, users, "test", a.max_len)
-    print(json.dumps({"best_epoch": best_epoch, "setting": "full ranking, earlier items excluded",
+    print(json.dumps({"best_epoch": best_epoch, "epochs_run": epoch + 1, "stopped_by": stopped_by,
+                      "setting": "full ranking, earlier items excluded",
                       **{"test/" + k: v for k, v in test.items()}}), flush=True)
 
 

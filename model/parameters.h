@@ -44,11 +44,12 @@ class ParameterLayout {
   int64_t num_decayed_ = 0;
 };
 
-// Host values of a freshly initialized model (GPT-2's scheme): embeddings and matrices
-// N(0, 0.02²), the two residual projections N(0, (0.02/√(2L))²), biases 0, layer-norm gains 1.
+// Host values of a freshly initialized model (GPT-2's scheme with σ = init_std, 0.02 by default):
+// embeddings and matrices N(0, σ²), the two residual projections N(0, (σ/√(2L))²), biases 0,
+// layer-norm gains 1.
 // Normals come from the counter-based Philox generator, so a seed gives the same weights on every
 // machine and device.
 std::vector<float> initial_parameters(const ModelConfig& config, const ParameterLayout& layout,
-                                      uint64_t seed);
+                                      uint64_t seed, float init_std = 0.02f);
 
 }  // namespace recforge

@@ -41,14 +41,15 @@ std::vector<int> parse_ks(const std::string& text) {
 void run_eval(const EvalCommandOptions& options) {
   const Device device = parse_device(options.device);
   Context ctx = device == Device::kCuda ? Context::cuda() : Context::cpu(options.threads);
-  const std::filesystem::path checkpoint =
-      options.checkpoint.empty() ? best_checkpoint_of_run(options.run)
-                                 : std::filesystem::path(options.checkpoint);
+  const std::filesystem::path checkpoint = options.checkpoint.empty()
+                                               ? best_checkpoint_of_run(options.run)
+                                               : std::filesystem::path(options.checkpoint);
   CheckpointedModel loaded = open_checkpointed_model(ctx, checkpoint, options.batch_size);
-  const std::filesystem::path data_path = options.data.empty() ? loaded.data_path : std::filesystem::path(options.data);
+  const std::filesystem::path data_path =
+      options.data.empty() ? loaded.data_path : std::filesystem::path(options.data);
   Dataset data = Dataset::open(data_path);
-  RECFORGE_CHECK(vocabulary_size(data.num_items()) == loaded.model->config().vocab_size,
-                 "dataset ", data_path.string(), " has ", data.num_items(),
+  RECFORGE_CHECK(vocabulary_size(data.num_items()) == loaded.model->config().vocab_size, "dataset ",
+                 data_path.string(), " has ", data.num_items(),
                  " items but the checkpoint's model was trained on ",
                  loaded.model->config().vocab_size - kFirstItemToken);
   LeaveOneOutSplit split(data);

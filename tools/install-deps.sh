@@ -13,6 +13,7 @@ packages=(
   nlohmann-json3-dev     # metrics and state files
   libopenmpi-dev openmpi-bin  # multi-process data parallelism on CPUs
   python3-torch python3-numpy  # the PyTorch reference tests (run as /usr/bin/python3)
+  clang libclang-rt-dev libomp-dev  # libFuzzer targets (tools/run-fuzz.sh)
 )
 
 missing=()

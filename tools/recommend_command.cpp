@@ -22,8 +22,9 @@ struct RecommendOptions {
 std::vector<int32_t> history_items(const Dataset& data, const RecommendOptions& options) {
   if (!options.user.empty()) {
     std::optional<int32_t> user = data.find_user(options.user);
-    if (!user) throw Error("user \"" + options.user + "\" is not in the dataset " +
-                           data.directory().string());
+    if (!user)
+      throw Error("user \"" + options.user + "\" is not in the dataset " +
+                  data.directory().string());
     std::span<const int32_t> items = data.items(*user);
     return {items.begin(), items.end()};
   }
@@ -41,15 +42,15 @@ std::vector<int32_t> history_items(const Dataset& data, const RecommendOptions& 
 
 void run_recommend(const RecommendOptions& options) {
   Context ctx = Context::create(parse_device(options.device));
-  const std::filesystem::path checkpoint =
-      options.checkpoint.empty() ? best_checkpoint_of_run(options.run)
-                                 : std::filesystem::path(options.checkpoint);
+  const std::filesystem::path checkpoint = options.checkpoint.empty()
+                                               ? best_checkpoint_of_run(options.run)
+                                               : std::filesystem::path(options.checkpoint);
   CheckpointedModel loaded = open_checkpointed_model(ctx, checkpoint, 1);
-  Dataset data = Dataset::open(options.data.empty() ? loaded.data_path : std::filesystem::path(options.data));
+  Dataset data =
+      Dataset::open(options.data.empty() ? loaded.data_path : std::filesystem::path(options.data));
   std::vector<int32_t> history = history_items(data, options);
-  const std::vector<Recommendation> top = recommend(*loaded.model, data.num_items(), history,
-                                                    options.k, options.exclude_history,
-                                                    loaded.masked);
+  const std::vector<Recommendation> top = recommend(
+      *loaded.model, data.num_items(), history, options.k, options.exclude_history, loaded.masked);
   for (size_t i = 0; i < top.size(); ++i) {
     std::printf("%zu\t%s\t%.4f\n", i + 1, data.item_name(top[i].item).c_str(), top[i].score);
   }

@@ -9,3 +9,8 @@ build=${1:-$root/build}
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release
 cmake --build "$build" -j "$(nproc)"
 ctest --test-dir "$build" --output-on-failure -j "$(nproc)"
+# The fuzz targets, briefly (RECFORGE_FUZZ_SECONDS per target; 0 skips them).
+fuzz_seconds=${RECFORGE_FUZZ_SECONDS:-20}
+if [ "$fuzz_seconds" -gt 0 ]; then
+  "$root/tools/run-fuzz.sh" "$build-fuzz" "$fuzz_seconds"
+fi

@@ -305,6 +305,7 @@ void visit(V& v, ModelSection& s) {
   v.field("n_head", s.n_head, at_least(1));
   v.field("mlp_ratio", s.mlp_ratio, at_least(1));
   v.field("dropout", s.dropout, half_open(0.0f, 1.0f));
+  v.field("init_std", s.init_std, open_closed(0.0f, 1.0f));
   v.field("precision", s.precision, one_of({"fp32"}));
 }
 

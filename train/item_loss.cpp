@@ -81,8 +81,7 @@ double ItemLoss::full_softmax(Decoder<float>& model, const ObjectiveBatch& batch
     if (scaled_hidden_.size() < static_cast<size_t>(N) * C) {
       scaled_hidden_ = Buffer<float>(ctx_.device(), static_cast<size_t>(N) * C);
     }
-    copy_bytes(scaled_hidden_.data(), ctx_.device(), hidden, ctx_.device(),
-               sizeof(float) * N * C);
+    copy_bytes(scaled_hidden_.data(), ctx_.device(), hidden, ctx_.device(), sizeof(float) * N * C);
     scale(ctx_, scaled_hidden_.data(), static_cast<int64_t>(N) * C, inv_t);
     hidden = scaled_hidden_.data();
   }
@@ -108,7 +107,8 @@ std::vector<int32_t> ItemLoss::draw_negatives(uint64_t seed, uint64_t stream) co
     } else {
       auto it = std::upper_bound(cumulative_.begin(), cumulative_.end(),
                                  static_cast<double>(u) * cumulative_.back());
-      negatives[j] = std::min<int32_t>(num_items_ - 1, static_cast<int32_t>(it - cumulative_.begin()));
+      negatives[j] =
+          std::min<int32_t>(num_items_ - 1, static_cast<int32_t>(it - cumulative_.begin()));
     }
   }
   return negatives;

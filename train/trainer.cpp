@@ -2,8 +2,8 @@
 
 #include <omp.h>
 
-#include <csignal>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -54,9 +54,9 @@ ItemLossConfig item_loss_config(const ObjectiveSection& objective, std::vector<f
 
 // Where the training loop stands; saved in trainer_state.json.
 struct LoopState {
-  int epoch = 0;        // current epoch, from 0
-  size_t cursor = 0;    // next micro-batch of the epoch
-  int64_t step = 0;     // optimizer steps done
+  int epoch = 0;      // current epoch, from 0
+  size_t cursor = 0;  // next micro-batch of the epoch
+  int64_t step = 0;   // optimizer steps done
   double best_metric = -1.0;
   int64_t best_step = -1;
   std::string best_checkpoint;  // directory name under checkpoints/
@@ -146,29 +146,30 @@ StageRunner::StageRunner(const RunConfig& config, const StageSection& stage, con
                config.data.sliding_windows, uses_nbp(stage.objective) ? 2 : 1),
       model_(ctx, model_config_, max_tokens()),
       optimizer_(ctx, model_.layout().total_size(), model_.layout().num_decayed(),
-                 AdamWConfig{stage.train.lr, stage.train.beta1, stage.train.beta2,
-                             stage.train.eps, stage.train.weight_decay}),
+                 AdamWConfig{stage.train.lr, stage.train.beta1, stage.train.beta2, stage.train.eps,
+                             stage.train.weight_decay}),
       masked_inference_(!uses_nbp(stage.objective)) {
   RECFORGE_CHECK(windows_.size() > 0, "the dataset at ", data.directory().string(),
                  " has no training sequence long enough for the objective");
   const ObjectiveSection& objective = stage.objective;
   if (uses_nbp(objective)) {
-    nbp_loss_ = std::make_unique<ItemLoss>(ctx, item_loss_config(objective, objective.next_k_weights),
-                                           data.num_items(), train_counts_, max_tokens());
+    nbp_loss_ =
+        std::make_unique<ItemLoss>(ctx, item_loss_config(objective, objective.next_k_weights),
+                                   data.num_items(), train_counts_, max_tokens());
   }
   if (uses_mbp(objective)) {
     mbp_loss_ = std::make_unique<ItemLoss>(ctx, item_loss_config(objective, {}), data.num_items(),
                                            train_counts_, max_tokens());
   }
-  model_.load_parameters(initial_parameters(model_config_, model_.layout(), config.run.seed));
+  model_.load_parameters(
+      initial_parameters(model_config_, model_.layout(), config.run.seed, config.model.init_std));
   build_eval_cases();
 }
 
 int StageRunner::max_tokens() const {
   const int len = config_.data.max_len;
-  const int train = stage_.train.token_budget > 0
-                        ? std::max(stage_.train.token_budget, len + 1)
-                        : stage_.train.batch_size * (len + 1);
+  const int train = stage_.train.token_budget > 0 ? std::max(stage_.train.token_budget, len + 1)
+                                                  : stage_.train.batch_size * (len + 1);
   return std::max(train, stage_.eval.batch_size * len);
 }
 
@@ -229,8 +230,8 @@ float StageRunner::train_step(const std::vector<uint32_t>& order, const std::vec
       DeviceBatch device_batch(ctx_.device(), batch.inputs, model_config_);
       model_.forward(device_batch,
                      {AttentionMask::kBidirectional, true, seed ^ stream_of(step, m, 1)});
-      *loss_mbp += share * mbp_loss_->compute(model_, batch, share, true, seed,
-                                              stream_of(step, m, 3));
+      *loss_mbp +=
+          share * mbp_loss_->compute(model_, batch, share, true, seed, stream_of(step, m, 3));
       model_.backward(device_batch);
       *tokens += batch.inputs.num_tokens();
     }
@@ -245,8 +246,8 @@ float StageRunner::train_step(const std::vector<uint32_t>& order, const std::vec
 void StageRunner::check_finite_parameters(int64_t step) {
   const float norm = global_norm(ctx_, model_.parameters().data(), model_.layout().total_size());
   RECFORGE_CHECK(std::isfinite(norm), "training diverged at step ", step,
-                 ": the parameters' norm is ", norm,
-                 "; the last good checkpoint is the latest in ", checkpoints_dir_.string(),
+                 ": the parameters' norm is ", norm, "; the last good checkpoint is the latest in ",
+                 checkpoints_dir_.string(),
                  " (lower the learning rate or enable gradient clipping)");
 }
 
@@ -256,7 +257,8 @@ RankingMetrics StageRunner::evaluate(Split which, const std::string& protocol) {
   options.ks = stage_.eval.ks;
   options.batch_size = stage_.eval.batch_size;
   options.masked = masked_inference_;
-  if (protocol == "full") return evaluate_full_ranking(model_, data_.num_items(), cases.cases, options);
+  if (protocol == "full")
+    return evaluate_full_ranking(model_, data_.num_items(), cases.cases, options);
   const std::string name = which == Split::kValid ? "valid" : "test";
   const fs::path file = run_dir_ / ("negatives-" + name + ".txt");
   std::vector<std::vector<int32_t>> negatives;
@@ -339,8 +341,8 @@ bool StageRunner::evaluate_and_checkpoint(LoopState& state) {
   log_.write(event);
   std::printf("%s step %lld: valid %s %.4f (best %.4f at step %lld)%s, %.1fs\n",
               stage_.name.c_str(), static_cast<long long>(state.step), eval.metric.c_str(), value,
-              state.best_metric, static_cast<long long>(state.best_step),
-              improved ? " *" : "", timer.elapsed_seconds());
+              state.best_metric, static_cast<long long>(state.best_step), improved ? " *" : "",
+              timer.elapsed_seconds());
   std::fflush(stdout);
   return eval.patience > 0 && state.evals_without_improvement >= eval.patience;
 }
@@ -371,19 +373,23 @@ void StageRunner::write_final_metrics(const LoopState& state) {
                               stage_.eval.sampled_by +
                               " negatives per user, never an item of the user, seeded and saved";
   std::ofstream(run_dir_ / "final_metrics.json") << result.dump(2) << "\n";
-  std::printf("%s done: test hr@10 %.4f ndcg@10 %.4f (full ranking), sampled hr@10 %.4f ndcg@10 "
-              "%.4f; best step %lld; written to %s\n",
-              stage_.name.c_str(), result.value("test/hr@10", 0.0),
-              result.value("test/ndcg@10", 0.0), result.value("test_sampled/hr@10", 0.0),
-              result.value("test_sampled/ndcg@10", 0.0), static_cast<long long>(state.best_step),
-              (run_dir_ / "final_metrics.json").c_str());
+  std::printf(
+      "%s done: test hr@10 %.4f ndcg@10 %.4f (full ranking), sampled hr@10 %.4f ndcg@10 "
+      "%.4f; best step %lld; written to %s\n",
+      stage_.name.c_str(), result.value("test/hr@10", 0.0), result.value("test/ndcg@10", 0.0),
+      result.value("test_sampled/hr@10", 0.0), result.value("test_sampled/ndcg@10", 0.0),
+      static_cast<long long>(state.best_step), (run_dir_ / "final_metrics.json").c_str());
 }
 
 void StageRunner::log_step(const LoopState& state, float loss, double mbp, double nbp, float lr,
                            float norm, int64_t tokens, double seconds, const Progress& progress) {
   const double tokens_per_s = seconds > 0 ? tokens / seconds : 0.0;
-  json event = {{"stage", stage_.name}, {"step", state.step},  {"epoch", state.epoch},
-                {"loss", loss},         {"lr", lr},            {"grad_norm", norm},
+  json event = {{"stage", stage_.name},
+                {"step", state.step},
+                {"epoch", state.epoch},
+                {"loss", loss},
+                {"lr", lr},
+                {"grad_norm", norm},
                 {"tokens_per_s", tokens_per_s}};
   if (mbp_loss_) event["loss_mbp"] = mbp;
   if (nbp_loss_) event["loss_nbp"] = nbp;
@@ -422,8 +428,8 @@ TrainStatus StageRunner::run(const TrainerOptions& options) {
       double mbp = 0.0, nbp = 0.0;
       const float loss = train_step(order, micro, state.cursor, last, &window_tokens, &mbp, &nbp);
       const float lr = learning_rate(train, state.step, total);
-      const float norm = optimizer_.step(model_.parameters(), model_.gradients(), lr,
-                                         train.grad_clip);
+      const float norm =
+          optimizer_.step(model_.parameters(), model_.gradients(), lr, train.grad_clip);
       check_finite_parameters(state.step + 1);
       state.cursor = last;
       ++state.step;
@@ -441,9 +447,8 @@ TrainStatus StageRunner::run(const TrainerOptions& options) {
         state.cursor = 0;
       }
       const bool last_step = state.step >= total;
-      const bool eval_due = stage_.eval.every_steps > 0
-                                ? state.step % stage_.eval.every_steps == 0
-                                : epoch_end;
+      const bool eval_due =
+          stage_.eval.every_steps > 0 ? state.step % stage_.eval.every_steps == 0 : epoch_end;
       if (eval_due || last_step) stop = evaluate_and_checkpoint(state) || last_step;
       const bool interrupted = stop_requested != 0 || (options.interrupt_after_steps > 0 &&
                                                        state.step >= options.interrupt_after_steps);
@@ -474,6 +479,12 @@ TrainStatus train(const RunConfig& config, const TrainerOptions& options) {
   const Device device = parse_device(config.run.device);
   Context ctx = device == Device::kCuda ? Context::cuda() : Context::cpu(config.run.threads);
   const fs::path run_dir(config.run.output_dir);
+  const fs::path checkpoints = run_dir / "checkpoints";
+  if (!options.resume && fs::exists(checkpoints) && !fs::is_empty(checkpoints)) {
+    throw Error("run directory " + run_dir.string() +
+                " already holds checkpoints: continue it with --resume, or set run.output_dir to "
+                "a new directory");
+  }
   fs::create_directories(run_dir);
   std::ofstream(run_dir / "config.resolved.yaml") << to_yaml(config);
   Dataset data = Dataset::open(config.data.path);

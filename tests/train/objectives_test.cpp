@@ -17,8 +17,8 @@ TEST(NextItemsBatch, InputsDropTheLastItemAndTargetsAreTheNextK) {
   const std::vector<int32_t> a = {5, 6, 7, 8}, b = {9, 3};
   const std::vector<ItemSequence> sequences = {a, b};
   ObjectiveBatch batch = make_next_items_batch(sequences, 2);
-  EXPECT_EQ(batch.inputs.tokens, (std::vector<int32_t>{item_token(5), item_token(6), item_token(7),
-                                                       item_token(9)}));
+  EXPECT_EQ(batch.inputs.tokens,
+            (std::vector<int32_t>{item_token(5), item_token(6), item_token(7), item_token(9)}));
   EXPECT_EQ(batch.inputs.positions, (std::vector<int32_t>{0, 1, 2, 0}));
   EXPECT_EQ(batch.inputs.offsets, (std::vector<int32_t>{0, 3, 4}));
   EXPECT_EQ(batch.targets, (std::vector<int32_t>{6, 7, 7, 8, 8, kNone, 3, kNone}));

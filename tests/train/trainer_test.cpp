@@ -76,7 +76,8 @@ class TrainerTest : public ::testing::Test {
     std::string line;
     while (std::getline(in, line)) {
       json event = json::parse(line);
-      if (event.contains("loss")) losses[event["step"].get<int64_t>()] = event["loss"].get<double>();
+      if (event.contains("loss"))
+        losses[event["step"].get<int64_t>()] = event["loss"].get<double>();
     }
     return losses;
   }
