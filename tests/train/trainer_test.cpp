@@ -115,6 +115,40 @@ TEST_F(TrainerTest, ShortRunBeatsThePopularityBaseline) {
   EXPECT_TRUE(final_metrics.contains("test_sampled/ndcg@10"));
 }
 
+TEST_F(TrainerTest, SampledSoftmaxWithPopularityNegativesLearns) {
+  RunConfig c = config("sampled");
+  c.stages[0].objective.type = "nbp";
+  c.stages[0].objective.next_k = 1;
+  c.stages[0].objective.loss = "sampled_softmax";
+  c.stages[0].objective.negatives = 64;
+  c.stages[0].objective.sampling = "popularity";
+  ASSERT_EQ(train(c, {}), TrainStatus::kCompleted);
+  const double model =
+      read_json(fs::path(c.run.output_dir) / "final_metrics.json")["test/ndcg@10"].get<double>();
+  const double popularity = popularity_ndcg_at_10(root_ / "data");
+  std::printf("[ metrics  ] sampled softmax test ndcg@10: model %.4f, popularity %.4f\n", model,
+              popularity);
+  EXPECT_GT(model, 1.5 * popularity);
+}
+
+TEST_F(TrainerTest, MaskedOnlyModelPredictsThroughTheMaskToken) {
+  RunConfig c = config("masked");
+  c.stages[0].objective.type = "mbp";
+  c.stages[0].objective.mask_ratio = 0.3f;
+  // Masked prediction must learn to attend to the neighbors (the position's own token is MASK):
+  // slower to start than next-item prediction, so more and smaller steps.
+  c.stages[0].train.batch_size = 32;
+  c.stages[0].train.epochs = 20;
+  ASSERT_EQ(train(c, {}), TrainStatus::kCompleted);
+  json final_metrics = read_json(fs::path(c.run.output_dir) / "final_metrics.json");
+  EXPECT_EQ(final_metrics["inference"], "masked");
+  const double model = final_metrics["test/ndcg@10"].get<double>();
+  const double popularity = popularity_ndcg_at_10(root_ / "data");
+  std::printf("[ metrics  ] masked-only test ndcg@10: model %.4f, popularity %.4f\n", model,
+              popularity);
+  EXPECT_GT(model, 1.5 * popularity);
+}
+
 TEST_F(TrainerTest, InterruptedAndResumedRunLogsTheSameLossesBitForBit) {
   RunConfig straight = config("straight");
   straight.stages[0].train.epochs = 2;
