@@ -24,9 +24,13 @@ struct PackedBatch {
   int num_tokens() const { return static_cast<int>(tokens.size()); }
   int num_sequences() const { return static_cast<int>(offsets.size()) - 1; }
   int max_length() const;
-  // Appends one sequence with positions 0..len-1; `targets` empty or of the same length.
+  // Appends one sequence with positions first_position .. first_position + len - 1; `targets`
+  // empty or of the same length.
   void add_sequence(std::span<const int32_t> sequence_tokens,
-                    std::span<const int32_t> sequence_targets = {});
+                    std::span<const int32_t> sequence_targets = {}, int32_t first_position = 0);
+  // Appends a sequence right-aligned to max_len (SASRec's convention): its last token takes
+  // position max_len - 1, so position embeddings encode recency, not distance from the start.
+  void add_recent_sequence(std::span<const int32_t> sequence_tokens, int32_t max_len);
   // Throws recforge::Error naming the first inconsistency (sizes, offsets, ids out of range).
   void validate(const ModelConfig& config) const;
 };

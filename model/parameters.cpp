@@ -66,7 +66,7 @@ float philox_normal(uint64_t seed, uint64_t stream, uint64_t index) {
 }  // namespace
 
 std::vector<float> initial_parameters(const ModelConfig& config, const ParameterLayout& layout,
-                                      uint64_t seed, float init_std) {
+                                      uint64_t seed, float init_std, float embedding_std) {
   std::vector<float> values(layout.total_size());
   const float residual_std = init_std / std::sqrt(2.0f * config.n_layer);
   for (size_t t = 0; t < layout.tensors().size(); ++t) {
@@ -82,7 +82,9 @@ std::vector<float> initial_parameters(const ModelConfig& config, const Parameter
     }
     bool residual =
         ends_with(info.name, "attn.out.weight") || ends_with(info.name, "mlp.proj.weight");
+    const bool embedding = info.name == "wte" || info.name == "wpe";
     float stddev = residual ? residual_std : init_std;
+    if (embedding && embedding_std > 0.0f) stddev = embedding_std;
     for (int64_t i = 0; i < info.size; ++i) out[i] = stddev * philox_normal(seed, t, i);
   }
   return values;

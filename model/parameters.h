@@ -45,11 +45,12 @@ class ParameterLayout {
 };
 
 // Host values of a freshly initialized model (GPT-2's scheme with σ = init_std, 0.02 by default):
-// embeddings and matrices N(0, σ²), the two residual projections N(0, (σ/√(2L))²), biases 0,
-// layer-norm gains 1.
+// matrices N(0, σ²), the two residual projections N(0, (σ/√(2L))²), the token and position
+// embeddings N(0, embedding_std²) (σ when embedding_std is 0), biases 0, layer-norm gains 1.
 // Normals come from the counter-based Philox generator, so a seed gives the same weights on every
 // machine and device.
 std::vector<float> initial_parameters(const ModelConfig& config, const ParameterLayout& layout,
-                                      uint64_t seed, float init_std = 0.02f);
+                                      uint64_t seed, float init_std = 0.02f,
+                                      float embedding_std = 0.0f);
 
 }  // namespace recforge

@@ -306,6 +306,7 @@ void visit(V& v, ModelSection& s) {
   v.field("mlp_ratio", s.mlp_ratio, at_least(1));
   v.field("dropout", s.dropout, half_open(0.0f, 1.0f));
   v.field("init_std", s.init_std, open_closed(0.0f, 1.0f));
+  v.field("embedding_init_std", s.embedding_init_std, open_closed(0.0f, 2.0f));
   v.field("precision", s.precision, one_of({"fp32"}));
 }
 

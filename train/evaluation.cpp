@@ -109,7 +109,8 @@ class ItemScorer {
     const int C = model_.config().d_model;
     PackedBatch packed = empty_batch();
     for (const EvalCase& c : cases) {
-      packed.add_sequence(input_tokens(c.history, model_.config().max_len, masked_));
+      packed.add_recent_sequence(input_tokens(c.history, model_.config().max_len, masked_),
+                                 model_.config().max_len);
     }
     DeviceBatch batch(model_.context().device(), packed, model_.config());
     ForwardOptions forward;

@@ -12,13 +12,10 @@
 namespace recforge {
 namespace {
 
-void append_tokens(PackedBatch& batch, ItemSequence items) {
-  const int32_t length = static_cast<int32_t>(items.size());
-  for (int32_t i = 0; i < length; ++i) {
-    batch.tokens.push_back(item_token(items[i]));
-    batch.positions.push_back(i);
-  }
-  batch.offsets.push_back(batch.offsets.back() + length);
+void append_tokens(PackedBatch& batch, ItemSequence items, int max_len) {
+  std::vector<int32_t> tokens(items.size());
+  std::transform(items.begin(), items.end(), tokens.begin(), item_token);
+  batch.add_recent_sequence(tokens, max_len);
 }
 
 // Positions to mask: the first `count` entries of a Philox-keyed shuffle of 0 .. n-1.
@@ -37,13 +34,14 @@ std::vector<int32_t> masked_positions(int32_t n, int32_t count, uint64_t seed, u
 
 }  // namespace
 
-ObjectiveBatch make_next_items_batch(std::span<const ItemSequence> sequences, int next_k) {
+ObjectiveBatch make_next_items_batch(std::span<const ItemSequence> sequences, int next_k,
+                                     int max_len) {
   RECFORGE_CHECK(next_k >= 1, "next_k must be at least 1, got ", next_k);
   ObjectiveBatch batch{empty_batch(), {}, next_k, 0};
   for (ItemSequence items : sequences) {
     const int32_t n = static_cast<int32_t>(items.size());
     if (n < 2) continue;
-    append_tokens(batch.inputs, items.first(n - 1));
+    append_tokens(batch.inputs, items.first(n - 1), max_len);
     for (int32_t i = 0; i + 1 < n; ++i) {
       for (int k = 1; k <= next_k; ++k) {
         const bool exists = i + k < n;
@@ -56,7 +54,7 @@ ObjectiveBatch make_next_items_batch(std::span<const ItemSequence> sequences, in
 }
 
 ObjectiveBatch make_masked_items_batch(std::span<const ItemSequence> sequences, float mask_ratio,
-                                       uint64_t seed, uint64_t stream) {
+                                       int max_len, uint64_t seed, uint64_t stream) {
   RECFORGE_CHECK(mask_ratio > 0.0f && mask_ratio <= 1.0f, "mask_ratio must be in (0, 1], got ",
                  mask_ratio);
   ObjectiveBatch batch{empty_batch(), {}, 1, 0};
@@ -65,7 +63,7 @@ ObjectiveBatch make_masked_items_batch(std::span<const ItemSequence> sequences, 
     const int32_t n = static_cast<int32_t>(items.size());
     if (n < 1) continue;
     const int64_t first = batch.inputs.num_tokens();
-    append_tokens(batch.inputs, items);
+    append_tokens(batch.inputs, items, max_len);
     batch.targets.resize(first + n, kIgnoreIndex);
     const int32_t count = std::clamp(static_cast<int32_t>(std::ceil(mask_ratio * n)), 1, n);
     for (int32_t i : masked_positions(n, count, seed, stream, s)) {

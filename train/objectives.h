@@ -6,7 +6,8 @@
 //        become the MASK token; bidirectional attention; each masked position predicts its item.
 //
 // Both produce a packed batch of input tokens plus item targets [N, K] (item ids, kIgnoreIndex
-// where a position predicts nothing). The loss over the items (full or sampled softmax) is
+// where a position predicts nothing). Sequences are right-aligned to max_len (the most recent
+// input item takes position max_len - 1), as evaluation and recommendation place histories. The loss over the items (full or sampled softmax) is
 // item_loss.h's; the trainer combines them as L = L_MBP + λ·L_NBP.
 #pragma once
 
@@ -28,12 +29,13 @@ struct ObjectiveBatch {
 using ItemSequence = std::span<const int32_t>;  // item ids, chronological
 
 // Each sequence must hold at most max_len + 1 items and at least 2 (shorter ones are skipped).
-ObjectiveBatch make_next_items_batch(std::span<const ItemSequence> sequences, int next_k);
+ObjectiveBatch make_next_items_batch(std::span<const ItemSequence> sequences, int next_k,
+                                     int max_len);
 
 // Each sequence must hold at most max_len items and at least 1. The masked positions are drawn
 // from the counter-based generator with (seed, stream = batch's step) and the sequence's index, so
 // a batch is the same on every run and after a resume.
 ObjectiveBatch make_masked_items_batch(std::span<const ItemSequence> sequences, float mask_ratio,
-                                       uint64_t seed, uint64_t stream);
+                                       int max_len, uint64_t seed, uint64_t stream);
 
 }  // namespace recforge

@@ -162,7 +162,8 @@ StageRunner::StageRunner(const RunConfig& config, const StageSection& stage, con
                                            train_counts_, max_tokens());
   }
   model_.load_parameters(
-      initial_parameters(model_config_, model_.layout(), config.run.seed, config.model.init_std));
+      initial_parameters(model_config_, model_.layout(), config.run.seed, config.model.init_std,
+                         config.model.embedding_init_std));
   build_eval_cases();
 }
 
@@ -213,7 +214,8 @@ float StageRunner::train_step(const std::vector<uint32_t>& order, const std::vec
     std::vector<ItemSequence> sequences;
     for (size_t i = micro[m]; i < micro[m + 1]; ++i) sequences.push_back(windows_.items(order[i]));
     if (nbp_loss_) {
-      ObjectiveBatch batch = make_next_items_batch(sequences, objective.next_k);
+      ObjectiveBatch batch =
+          make_next_items_batch(sequences, objective.next_k, config_.data.max_len);
       DeviceBatch device_batch(ctx_.device(), batch.inputs, model_config_);
       model_.forward(device_batch, {AttentionMask::kCausal, true, seed ^ stream_of(step, m, 0)});
       *loss_nbp += share * nbp_loss_->compute(model_, batch, share * nbp_weight, true, seed,
@@ -226,7 +228,8 @@ float StageRunner::train_step(const std::vector<uint32_t>& order, const std::vec
         if (s.size() > static_cast<size_t>(config_.data.max_len)) s = s.last(config_.data.max_len);
       }
       ObjectiveBatch batch =
-          make_masked_items_batch(sequences, objective.mask_ratio, seed, stream_of(step, m, 1));
+          make_masked_items_batch(sequences, objective.mask_ratio, config_.data.max_len, seed,
+                                  stream_of(step, m, 1));
       DeviceBatch device_batch(ctx_.device(), batch.inputs, model_config_);
       model_.forward(device_batch,
                      {AttentionMask::kBidirectional, true, seed ^ stream_of(step, m, 1)});

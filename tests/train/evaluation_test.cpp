@@ -54,7 +54,7 @@ std::vector<float> brute_force_scores(Decoder<float>& model, std::vector<int32_t
   for (int32_t item : history) tokens.push_back(item_token(item));
   if (masked) tokens.push_back(kMaskToken);
   PackedBatch packed = empty_batch();
-  packed.add_sequence(tokens);
+  packed.add_recent_sequence(tokens, model.config().max_len);
   DeviceBatch batch(Device::kCpu, packed, model.config());
   ForwardOptions options;
   options.mask = masked ? AttentionMask::kBidirectional : AttentionMask::kCausal;

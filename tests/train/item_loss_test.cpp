@@ -83,7 +83,7 @@ class ItemLossTest : public ::testing::Test {
   }
 
   void expect_matches_brute_force(float tau, std::vector<float> weights, int next_k) {
-    ObjectiveBatch batch = make_next_items_batch(views_, next_k);
+    ObjectiveBatch batch = make_next_items_batch(views_, next_k, 8);
     std::vector<float> logits = forward(batch);
     ItemLossConfig loss_config;
     loss_config.temperature = tau;
@@ -118,7 +118,7 @@ TEST_F(ItemLossTest, NextKTargetsAreWeightedAndNormalized) {
 }
 
 TEST_F(ItemLossTest, SampledSoftmaxWithSameSeedAndStreamGivesTheSameLoss) {
-  ObjectiveBatch batch = make_next_items_batch(views_, 1);
+  ObjectiveBatch batch = make_next_items_batch(views_, 1, 8);
   forward(batch);
   ItemLossConfig sampled;
   sampled.sampled = true;

@@ -13,13 +13,13 @@ namespace {
 
 constexpr int32_t kNone = kIgnoreIndex;
 
-TEST(NextItemsBatch, InputsDropTheLastItemAndTargetsAreTheNextK) {
+TEST(NextItemsBatch, InputsDropTheLastItemRightAlignedAndTargetsAreTheNextK) {
   const std::vector<int32_t> a = {5, 6, 7, 8}, b = {9, 3};
   const std::vector<ItemSequence> sequences = {a, b};
-  ObjectiveBatch batch = make_next_items_batch(sequences, 2);
+  ObjectiveBatch batch = make_next_items_batch(sequences, 2, 8);
   EXPECT_EQ(batch.inputs.tokens,
             (std::vector<int32_t>{item_token(5), item_token(6), item_token(7), item_token(9)}));
-  EXPECT_EQ(batch.inputs.positions, (std::vector<int32_t>{0, 1, 2, 0}));
+  EXPECT_EQ(batch.inputs.positions, (std::vector<int32_t>{5, 6, 7, 7}));  // right-aligned to 8
   EXPECT_EQ(batch.inputs.offsets, (std::vector<int32_t>{0, 3, 4}));
   EXPECT_EQ(batch.targets, (std::vector<int32_t>{6, 7, 7, 8, 8, kNone, 3, kNone}));
   EXPECT_EQ(batch.K, 2);
@@ -29,7 +29,7 @@ TEST(NextItemsBatch, InputsDropTheLastItemAndTargetsAreTheNextK) {
 TEST(NextItemsBatch, KOfOneIsNextItemPrediction) {
   const std::vector<int32_t> a = {1, 2, 3};
   const std::vector<ItemSequence> sequences = {a};
-  ObjectiveBatch batch = make_next_items_batch(sequences, 1);
+  ObjectiveBatch batch = make_next_items_batch(sequences, 1, 8);
   EXPECT_EQ(batch.targets, (std::vector<int32_t>{2, 3}));
   EXPECT_EQ(batch.num_targets, 2);
 }
@@ -37,7 +37,7 @@ TEST(NextItemsBatch, KOfOneIsNextItemPrediction) {
 TEST(NextItemsBatch, SkipsSequencesTooShortToPredictAnything) {
   const std::vector<int32_t> one = {4}, two = {1, 2};
   const std::vector<ItemSequence> sequences = {one, two};
-  ObjectiveBatch batch = make_next_items_batch(sequences, 1);
+  ObjectiveBatch batch = make_next_items_batch(sequences, 1, 8);
   EXPECT_EQ(batch.inputs.num_sequences(), 1);
   EXPECT_EQ(batch.targets, (std::vector<int32_t>{2}));
 }
@@ -52,7 +52,7 @@ class MaskedItemsBatch : public ::testing::Test {
 };
 
 TEST_F(MaskedItemsBatch, MasksTheConfiguredShareAndAtLeastOneItem) {
-  ObjectiveBatch batch = make_masked_items_batch(sequences(), 0.2f, 7, 0);
+  ObjectiveBatch batch = make_masked_items_batch(sequences(), 0.2f, 32, 7, 0);
   int masked_first = 0;
   for (int i = 0; i < 20; ++i) masked_first += batch.inputs.tokens[i] == kMaskToken;
   EXPECT_EQ(masked_first, 4);
@@ -62,7 +62,7 @@ TEST_F(MaskedItemsBatch, MasksTheConfiguredShareAndAtLeastOneItem) {
 
 TEST_F(MaskedItemsBatch, TargetsAreTheOriginalItemsAtMaskedPositionsOnly) {
   const std::vector<ItemSequence> input = sequences();
-  ObjectiveBatch batch = make_masked_items_batch(input, 0.3f, 11, 3);
+  ObjectiveBatch batch = make_masked_items_batch(input, 0.3f, 32, 11, 3);
   std::vector<int32_t> flat(long_sequence);
   flat.push_back(42);
   for (size_t i = 0; i < flat.size(); ++i) {
@@ -76,9 +76,9 @@ TEST_F(MaskedItemsBatch, TargetsAreTheOriginalItemsAtMaskedPositionsOnly) {
 }
 
 TEST_F(MaskedItemsBatch, SameSeedAndStreamGiveTheSameMasks) {
-  ObjectiveBatch a = make_masked_items_batch(sequences(), 0.25f, 5, 9);
-  ObjectiveBatch b = make_masked_items_batch(sequences(), 0.25f, 5, 9);
-  ObjectiveBatch c = make_masked_items_batch(sequences(), 0.25f, 5, 10);
+  ObjectiveBatch a = make_masked_items_batch(sequences(), 0.25f, 32, 5, 9);
+  ObjectiveBatch b = make_masked_items_batch(sequences(), 0.25f, 32, 5, 9);
+  ObjectiveBatch c = make_masked_items_batch(sequences(), 0.25f, 32, 5, 10);
   EXPECT_EQ(a.inputs.tokens, b.inputs.tokens);
   EXPECT_NE(a.inputs.tokens, c.inputs.tokens);
 }
