@@ -13,6 +13,14 @@ class Error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// concat("tensor ", name, " has ", n, " elements"): the message pieces as one string.
+template <typename... Args>
+std::string concat(const Args&... args) {
+  std::ostringstream out;
+  (out << ... << args);
+  return out.str();
+}
+
 namespace detail {
 template <typename... Args>
 [[noreturn]] void fail(const char* file, int line, const Args&... args) {

@@ -13,23 +13,17 @@
 
 namespace recforge {
 
-static_assert(std::endian::native == std::endian::little,
-              "safetensors data is little-endian; a big-endian host would need byte swaps");
-
-namespace {
-
-template <typename... Args>
-std::string concat(const Args&... args) {
-  std::ostringstream out;
-  (out << ... << args);
-  return out.str();
-}
-
 std::string shape_text(const std::vector<int64_t>& shape) {
   std::string out = "[";
   for (size_t i = 0; i < shape.size(); ++i) out += (i ? ", " : "") + std::to_string(shape[i]);
   return out + "]";
 }
+
+
+static_assert(std::endian::native == std::endian::little,
+              "safetensors data is little-endian; a big-endian host would need byte swaps");
+
+namespace {
 
 // Bytes per element of every dtype the format defines; 0 for an unknown name.
 uint64_t dtype_bytes(const std::string& dtype) {

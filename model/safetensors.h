@@ -29,6 +29,9 @@ struct SafetensorsTensor {
   std::span<const float> data;  // product(shape) values, row-major
 };
 
+// "[12101, 64]": a shape as messages print it.
+std::string shape_text(const std::vector<int64_t>& shape);
+
 // Writes and fsyncs `file`. Tensors are stored in the given order.
 void write_safetensors(const std::filesystem::path& file,
                        const std::vector<SafetensorsTensor>& tensors,

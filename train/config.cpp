@@ -24,13 +24,6 @@
 namespace recforge {
 namespace {
 
-template <typename... Args>
-std::string concat(const Args&... args) {
-  std::ostringstream out;
-  (out << ... << args);
-  return out.str();
-}
-
 // ---- Values as YAML text: what to_yaml writes and what messages quote. ----------------------
 
 // A double-quoted YAML string; control characters are escaped so the value stays on one line.
