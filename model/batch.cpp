@@ -14,8 +14,7 @@ int PackedBatch::max_length() const {
 }
 
 void PackedBatch::add_sequence(std::span<const int32_t> sequence_tokens,
-                               std::span<const int32_t> sequence_targets,
-                               int32_t first_position) {
+                               std::span<const int32_t> sequence_targets, int32_t first_position) {
   RECFORGE_CHECK(sequence_targets.empty() || sequence_targets.size() == sequence_tokens.size(),
                  "a sequence of ", sequence_tokens.size(), " tokens got ", sequence_targets.size(),
                  " targets");
@@ -28,8 +27,7 @@ void PackedBatch::add_sequence(std::span<const int32_t> sequence_tokens,
   offsets.push_back(static_cast<int32_t>(tokens.size()));
 }
 
-void PackedBatch::add_recent_sequence(std::span<const int32_t> sequence_tokens,
-                                      int32_t max_len) {
+void PackedBatch::add_recent_sequence(std::span<const int32_t> sequence_tokens, int32_t max_len) {
   RECFORGE_CHECK(sequence_tokens.size() <= static_cast<size_t>(max_len), "a sequence of ",
                  sequence_tokens.size(), " tokens does not fit max_len ", max_len);
   add_sequence(sequence_tokens, {}, max_len - static_cast<int32_t>(sequence_tokens.size()));

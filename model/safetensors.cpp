@@ -19,7 +19,6 @@ std::string shape_text(const std::vector<int64_t>& shape) {
   return out + "]";
 }
 
-
 static_assert(std::endian::native == std::endian::little,
               "safetensors data is little-endian; a big-endian host would need byte swaps");
 

@@ -7,8 +7,9 @@
 //
 // Both produce a packed batch of input tokens plus item targets [N, K] (item ids, kIgnoreIndex
 // where a position predicts nothing). Sequences are right-aligned to max_len (the most recent
-// input item takes position max_len - 1), as evaluation and recommendation place histories. The loss over the items (full or sampled softmax) is
-// item_loss.h's; the trainer combines them as L = L_MBP + λ·L_NBP.
+// input item takes position max_len - 1), as evaluation and recommendation place histories. The
+// loss over the items (full or sampled softmax) is item_loss.h's; the trainer combines them as L =
+// L_MBP + λ·L_NBP.
 #pragma once
 
 #include <cstdint>

@@ -161,9 +161,9 @@ StageRunner::StageRunner(const RunConfig& config, const StageSection& stage, con
     mbp_loss_ = std::make_unique<ItemLoss>(ctx, item_loss_config(objective, {}), data.num_items(),
                                            train_counts_, max_tokens());
   }
-  model_.load_parameters(
-      initial_parameters(model_config_, model_.layout(), config.run.seed, config.model.init_std,
-                         config.model.embedding_init_std));
+  model_.load_parameters(initial_parameters(model_config_, model_.layout(), config.run.seed,
+                                            config.model.init_std,
+                                            config.model.embedding_init_std));
   build_eval_cases();
 }
 
@@ -227,9 +227,8 @@ float StageRunner::train_step(const std::vector<uint32_t>& order, const std::vec
       for (ItemSequence& s : sequences) {
         if (s.size() > static_cast<size_t>(config_.data.max_len)) s = s.last(config_.data.max_len);
       }
-      ObjectiveBatch batch =
-          make_masked_items_batch(sequences, objective.mask_ratio, config_.data.max_len, seed,
-                                  stream_of(step, m, 1));
+      ObjectiveBatch batch = make_masked_items_batch(
+          sequences, objective.mask_ratio, config_.data.max_len, seed, stream_of(step, m, 1));
       DeviceBatch device_batch(ctx_.device(), batch.inputs, model_config_);
       model_.forward(device_batch,
                      {AttentionMask::kBidirectional, true, seed ^ stream_of(step, m, 1)});

@@ -63,8 +63,10 @@ class ItemLossTest : public ::testing::Test {
     for (int n = 0; n < N; ++n) {
       std::vector<double> p(kNumItems);
       double max = -1e30, sum = 0.0;
-      for (int v = 0; v < kNumItems; ++v) max = std::max(max, logits[n * kNumItems + v] / double(tau));
-      for (int v = 0; v < kNumItems; ++v) sum += p[v] = std::exp(logits[n * kNumItems + v] / tau - max);
+      for (int v = 0; v < kNumItems; ++v)
+        max = std::max(max, logits[n * kNumItems + v] / double(tau));
+      for (int v = 0; v < kNumItems; ++v)
+        sum += p[v] = std::exp(logits[n * kNumItems + v] / tau - max);
       for (int k = 0; k < batch.K; ++k) {
         const int32_t t = batch.targets[n * batch.K + k];
         if (t == kIgnoreIndex) continue;
