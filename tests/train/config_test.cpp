@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include <fstream>
 
 #include "kernels/check.h"
@@ -370,6 +372,17 @@ TEST(ConfigFile, LoadConfigNamesTheFileInMessages) {
   }
   std::filesystem::remove(file);
   EXPECT_THROW(load_config(file, {}), Error);
+}
+
+TEST(ShippedConfigs, EveryFileInConfigsLoads) {
+  int loaded = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(RECFORGE_CONFIGS_DIR)) {
+    if (entry.path().extension() != ".yaml") continue;
+    SCOPED_TRACE(entry.path().string());
+    EXPECT_NO_THROW(load_config(entry.path(), {}));
+    ++loaded;
+  }
+  EXPECT_GE(loaded, 3);
 }
 
 }  // namespace
