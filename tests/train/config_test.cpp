@@ -155,7 +155,7 @@ TEST(ConfigErrors, UnknownTopLevelKeyNamesLineAndChoices) {
 TEST(ConfigErrors, UnknownNestedKeyNamesItsPath) {
   EXPECT_EQ(error_of("model:\n  d_model: 64\n  n_heads: 2\nstages: [{}]\n"),
             "test.yaml:3: model.n_heads: unknown key (expected one of: d_model, n_layer, n_head, "
-            "mlp_ratio, dropout, precision)");
+            "mlp_ratio, dropout, init_std, embedding_init_std, precision)");
 }
 
 TEST(ConfigErrors, UnknownKeyInASecondStageNamesStageIndexAndLine) {
