@@ -227,9 +227,10 @@ std::vector<int64_t> full_ranking_ranks(Decoder<float>& model, int32_t num_items
 
   std::vector<int64_t> ranks(cases.size(), 0);
   ItemScorer scorer(model, num_items, options);
-  for (auto [begin, end] :
+  for (const std::pair<size_t, size_t>& range :
        batch_ranges(cases, options, model.config().max_len, model.max_tokens())) {
-    std::span<const EvalCase> batch = cases.subspan(begin, end - begin);
+    const size_t begin = range.first;  // a plain variable: OpenMP regions cannot capture bindings
+    std::span<const EvalCase> batch = cases.subspan(begin, range.second - begin);
     scorer.encode(batch);
     const std::vector<float> targets = target_scores(scorer, batch, begin);
     for (int32_t c : chunk_order(scorer)) {
@@ -272,9 +273,10 @@ std::vector<int64_t> sampled_ranks(Decoder<float>& model, std::span<const EvalCa
 
   std::vector<int64_t> ranks(cases.size(), 0);
   ItemScorer scorer(model, num_items, options);
-  for (auto [begin, end] :
+  for (const std::pair<size_t, size_t>& range :
        batch_ranges(cases, options, model.config().max_len, model.max_tokens())) {
-    std::span<const EvalCase> batch = cases.subspan(begin, end - begin);
+    const size_t begin = range.first;  // a plain variable: OpenMP regions cannot capture bindings
+    std::span<const EvalCase> batch = cases.subspan(begin, range.second - begin);
     scorer.encode(batch);
     const std::vector<float> targets = target_scores(scorer, batch, begin);
     for (int32_t c : chunk_order(scorer)) {

@@ -6,7 +6,6 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
-
 #include <fstream>
 
 #include "kernels/check.h"
