@@ -14,10 +14,6 @@ namespace recforge {
 namespace cpu {
 namespace {
 
-constexpr int kMaxPanelRows = 128;
-constexpr int kMinPanelRows = 4;
-constexpr size_t kPanelBytes = 8u << 20;  // per thread: stays in the last-level cache
-
 // Per-thread scratch, kept between calls so steady-state steps do not allocate.
 template <typename T>
 struct ThreadScratch {
@@ -29,12 +25,6 @@ template <typename T>
 ThreadScratch<T>& thread_scratch() {
   thread_local ThreadScratch<T> scratch;
   return scratch;
-}
-
-template <typename T>
-int panel_rows(int V) {
-  size_t rows = kPanelBytes / (static_cast<size_t>(V) * sizeof(T));
-  return static_cast<int>(std::clamp<size_t>(rows, kMinPanelRows, kMaxPanelRows));
 }
 
 template <typename T>

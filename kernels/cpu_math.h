@@ -2,6 +2,7 @@
 // and integer bit moves, no calls into libm).
 #pragma once
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstdint>
@@ -31,5 +32,14 @@ inline float vexp(float x) {
 }
 
 inline double vexp(double x) { return std::exp(x); }
+
+// Rows of a per-thread [rows, width] panel of T (the fused losses' logits) that stay in this
+// thread's share of the last-level cache (8 MB), clamped to [4, 128].
+template <typename T>
+int panel_rows(int width) {
+  constexpr size_t kPanelBytes = 8u << 20;
+  const size_t rows = kPanelBytes / (static_cast<size_t>(width) * sizeof(T));
+  return static_cast<int>(std::clamp<size_t>(rows, 4, 128));
+}
 
 }  // namespace recforge::cpu

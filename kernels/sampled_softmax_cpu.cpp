@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "kernels/blas.h"
+#include "kernels/cpu_math.h"
 #include "kernels/embedding.h"
 #include "kernels/math.h"
 #include "kernels/parallel.h"
@@ -13,10 +14,6 @@
 
 namespace recforge::cpu {
 namespace {
-
-constexpr int kMaxPanelRows = 128;
-constexpr int kMinPanelRows = 4;
-constexpr size_t kPanelBytes = 8u << 20;  // per thread: stays in the last-level cache
 
 // Per-thread scratch, kept between calls so steady-state steps do not allocate.
 template <typename T>
@@ -43,12 +40,6 @@ template <typename T>
 CallScratch<T>& call_scratch() {
   thread_local CallScratch<T> scratch;
   return scratch;
-}
-
-template <typename T>
-int panel_rows(int P) {
-  size_t rows = kPanelBytes / (static_cast<size_t>(P) * sizeof(T));
-  return static_cast<int>(std::clamp<size_t>(rows, kMinPanelRows, kMaxPanelRows));
 }
 
 template <typename T>
