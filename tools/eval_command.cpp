@@ -9,6 +9,7 @@
 #include "kernels/check.h"
 #include "model/vocabulary.h"
 #include "tools/commands.h"
+#include "tools/model_source.h"
 #include "train/checkpointed_model.h"
 #include "train/eval_cases.h"
 
@@ -16,7 +17,8 @@ namespace recforge {
 namespace {
 
 struct EvalCommandOptions {
-  std::string run, checkpoint, data, device = "auto", split = "test", protocol = "full";
+  ModelSource source;
+  std::string device = "auto", split = "test", protocol = "full";
   std::string ks = "1,5,10,20", sampled_by = "uniform", save_negatives;
   bool include_history = false;
   int negatives = 100, batch_size = 256, threads = 0;
@@ -41,12 +43,9 @@ std::vector<int> parse_ks(const std::string& text) {
 void run_eval(const EvalCommandOptions& options) {
   const Device device = parse_device(options.device);
   Context ctx = device == Device::kCuda ? Context::cuda() : Context::cpu(options.threads);
-  const std::filesystem::path checkpoint = options.checkpoint.empty()
-                                               ? best_checkpoint_of_run(options.run)
-                                               : std::filesystem::path(options.checkpoint);
+  const std::filesystem::path checkpoint = options.source.checkpoint_path();
   CheckpointedModel loaded = open_checkpointed_model(ctx, checkpoint, options.batch_size);
-  const std::filesystem::path data_path =
-      options.data.empty() ? loaded.data_path : std::filesystem::path(options.data);
+  const std::filesystem::path data_path = options.source.data_path(loaded);
   Dataset data = Dataset::open(data_path);
   RECFORGE_CHECK(vocabulary_size(data.num_items()) == loaded.model->config().vocab_size, "dataset ",
                  data_path.string(), " has ", data.num_items(),
@@ -88,11 +87,7 @@ void run_eval(const EvalCommandOptions& options) {
 void register_eval_command(CLI::App& app) {
   auto options = std::make_shared<EvalCommandOptions>();
   CLI::App* command = app.add_subcommand("eval", "Ranking metrics of a trained model");
-  auto* run = command->add_option("--run", options->run, "a run directory (its best checkpoint)");
-  auto* checkpoint =
-      command->add_option("--checkpoint", options->checkpoint, "a checkpoint directory");
-  run->excludes(checkpoint);
-  command->add_option("--data", options->data, "dataset directory (default: the training one)");
+  options->source.add_options(command);
   command->add_option("--split", options->split, "valid or test")
       ->check(CLI::IsMember({"valid", "test"}))
       ->capture_default_str();
@@ -116,8 +111,8 @@ void register_eval_command(CLI::App& app) {
   command->add_option("--batch-size", options->batch_size, "users per forward pass")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  command->callback([options, run, checkpoint] {
-    if (!*run && !*checkpoint) throw Error("eval needs --run DIR or --checkpoint DIR");
+  command->callback([options] {
+    options->source.require("eval");
     run_eval(*options);
   });
 }

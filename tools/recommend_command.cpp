@@ -6,6 +6,7 @@
 
 #include "kernels/check.h"
 #include "tools/commands.h"
+#include "tools/model_source.h"
 #include "train/checkpointed_model.h"
 #include "train/dataset.h"
 #include "train/evaluation.h"
@@ -14,7 +15,8 @@ namespace recforge {
 namespace {
 
 struct RecommendOptions {
-  std::string run, checkpoint, data, user, history, device = "auto";
+  ModelSource source;
+  std::string user, history, device = "auto";
   int k = 10;
   bool exclude_history = false;
 };
@@ -42,12 +44,9 @@ std::vector<int32_t> history_items(const Dataset& data, const RecommendOptions& 
 
 void run_recommend(const RecommendOptions& options) {
   Context ctx = Context::create(parse_device(options.device));
-  const std::filesystem::path checkpoint = options.checkpoint.empty()
-                                               ? best_checkpoint_of_run(options.run)
-                                               : std::filesystem::path(options.checkpoint);
+  const std::filesystem::path checkpoint = options.source.checkpoint_path();
   CheckpointedModel loaded = open_checkpointed_model(ctx, checkpoint, 1);
-  Dataset data =
-      Dataset::open(options.data.empty() ? loaded.data_path : std::filesystem::path(options.data));
+  Dataset data = Dataset::open(options.source.data_path(loaded));
   std::vector<int32_t> history = history_items(data, options);
   const std::vector<Recommendation> top = recommend(
       *loaded.model, data.num_items(), history, options.k, options.exclude_history, loaded.masked);
@@ -61,23 +60,19 @@ void run_recommend(const RecommendOptions& options) {
 void register_recommend_command(CLI::App& app) {
   auto options = std::make_shared<RecommendOptions>();
   CLI::App* command = app.add_subcommand("recommend", "Top-K items for a user or a history");
-  auto* run = command->add_option("--run", options->run, "a run directory (its best checkpoint)");
-  auto* checkpoint =
-      command->add_option("--checkpoint", options->checkpoint, "a checkpoint directory");
-  run->excludes(checkpoint);
+  options->source.add_options(command);
   auto* user = command->add_option("--user", options->user, "a user id of the dataset");
   auto* history =
       command->add_option("--history", options->history, "item ids, oldest first, space-separated");
   user->excludes(history);
-  command->add_option("--data", options->data, "dataset directory (default: the training one)");
   command->add_option("--k", options->k, "how many items")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   command->add_flag("--exclude-history", options->exclude_history,
                     "never recommend an item of the history");
   command->add_option("--device", options->device, "cpu, cuda or auto")->capture_default_str();
-  command->callback([options, run, checkpoint, user, history] {
-    if (!*run && !*checkpoint) throw Error("recommend needs --run DIR or --checkpoint DIR");
+  command->callback([options, user, history] {
+    options->source.require("recommend");
     if (!*user && !*history) throw Error("recommend needs --user ID or --history \"i1 i2 ...\"");
     run_recommend(*options);
   });
