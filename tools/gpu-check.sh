@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# The GPU checks, as one script for a lent machine that has nvcc, cmake and ninja but none of the
+# Debian libraries: unpacks the .deb files fetched beforehand into a private prefix, builds for
+# Hopper (sm_90a), runs the `gpu` tests, compute-sanitizer (memcheck on every gpu test, racecheck
+# on attention), the train-step benchmark against PyTorch on the GPU, and a short Beauty training
+# run when its prepared data came along. Logs go to $OUT (default /tmp/gpu-check).
+#
+# Beforehand, on a Debian machine with network (the packages tools/install-deps.sh names):
+#   mkdir -p .deps/debs && (cd .deps/debs && apt-get download libyaml-cpp-dev libyaml-cpp0.7 \
+#     libgtest-dev libcli11-dev nlohmann-json3-dev libopenblas-dev libopenblas-pthread-dev \
+#     libopenblas0-pthread libgfortran5)
+# Usage: tools/gpu-check.sh [STEPS...]   steps: build tests memcheck racecheck bench beauty
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+out=${OUT:-/tmp/gpu-check}
+build=${RECFORGE_GPU_BUILD:-$root/build-gpu}
+prefix=/tmp/recforge-deps
+steps=("$@")
+[ ${#steps[@]} -gt 0 ] || steps=(build tests memcheck racecheck bench beauty)
+mkdir -p "$out"
+
+wants() { [[ " ${steps[*]} " == *" $1 "* ]]; }
+stamp() { echo "== $(date +%T) $*"; }
+
+unpack_deps() {
+  mkdir -p "$prefix"
+  for deb in "$root"/.deps/debs/*.deb; do dpkg -x "$deb" "$prefix"; done
+  openblas=$prefix/usr/lib/x86_64-linux-gnu/openblas-pthread
+  export LD_LIBRARY_PATH=$openblas:$prefix/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
+}
+
+build_all() {
+  stamp "configure"
+  cmake -S "$root" -B "$build" -G Ninja -DCMAKE_PREFIX_PATH="$prefix/usr" \
+    -DCMAKE_CUDA_ARCHITECTURES=OFF -DCMAKE_CUDA_FLAGS="-gencode=arch=compute_90a,code=sm_90a" \
+    -DBLAS_LIBRARIES="$openblas/libopenblas.so" \
+    -DCBLAS_INCLUDE_DIR="$prefix/usr/include/x86_64-linux-gnu/openblas-pthread" \
+    >"$out/configure.log" 2>&1 || { tail -30 "$out/configure.log"; exit 1; }
+  stamp "build"
+  cmake --build "$build" -j "$(nproc)" --target recforge recforge_gpu_tests \
+    >"$out/build.log" 2>&1 || { grep -B2 -A8 "error" "$out/build.log" | head -60; exit 1; }
+}
+
+gpu_tests=$build/tests/gpu/recforge_gpu_tests
+
+run_tests() {
+  stamp "gpu tests"
+  "$gpu_tests" --gtest_brief=1 2>&1 | tee "$out/gpu-tests.log" | grep -v "^\[ *OK" | tail -40
+}
+
+run_memcheck() {
+  stamp "compute-sanitizer memcheck"
+  timeout 120 compute-sanitizer --tool memcheck --leak-check no --error-exitcode 9 \
+    "$gpu_tests" --gtest_brief=1 >"$out/memcheck.log" 2>&1
+  echo "memcheck exit $?"; grep -E "ERROR SUMMARY|FAILED|Invalid" "$out/memcheck.log" | sort | uniq -c | head
+}
+
+run_racecheck() {
+  stamp "compute-sanitizer racecheck (attention)"
+  timeout 60 compute-sanitizer --tool racecheck --error-exitcode 9 "$gpu_tests" \
+    --gtest_brief=1 --gtest_filter='*Attention*' >"$out/racecheck.log" 2>&1
+  echo "racecheck exit $?"; grep -E "ERROR SUMMARY|FAILED|hazard" "$out/racecheck.log" | sort | uniq -c | head
+}
+
+run_bench() {
+  stamp "train-step benchmark"
+  nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm --format=csv | tee "$out/gpu.txt"
+  "$build/recforge" bench train-step --device cuda | tee "$out/bench.log"
+  python3 "$root/benchmarks/train_step_pytorch.py" --device cuda | tee -a "$out/bench.log"
+}
+
+run_beauty() {
+  [ -d "$root/data/beauty" ] || { echo "no data/beauty: skipped"; return; }
+  stamp "beauty training (cuda)"
+  rm -rf /tmp/beauty-run
+  (cd "$root" && timeout 100 "$build/recforge" train configs/beauty.yaml run.device=cuda \
+    run.output_dir=/tmp/beauty-run stages.pretrain.train.epochs=10 \
+    >"$out/beauty.log" 2>&1)
+  echo "beauty exit $?"; tail -5 "$out/beauty.log"
+  cp /tmp/beauty-run/final_metrics.json /tmp/beauty-run/metrics.jsonl "$out/" 2>/dev/null
+}
+
+unpack_deps
+wants build && build_all
+wants tests && run_tests
+wants memcheck && run_memcheck
+wants racecheck && run_racecheck
+wants bench && run_bench
+wants beauty && run_beauty
+stamp "done"
