@@ -304,8 +304,21 @@ void visit(V& v, ModelSection& s) {
 }
 
 template <typename V>
+void visit(V& v, DpoSection& s) {
+  v.field("loss", s.loss, one_of({"sigmoid", "ipo", "hinge", "robust", "sdpo"}));
+  v.field("beta", s.beta, above(0.0f));
+  v.field("label_smoothing", s.label_smoothing, half_open(0.0f, 0.5f));
+  v.field("rejected", s.rejected, closed(1, 7));
+  v.field("pairs", s.pairs, one_of({"next_item", "rating"}));
+  v.field("chosen_min_rating", s.chosen_min_rating, closed(1, 5));
+  v.field("rejected_max_rating", s.rejected_max_rating, closed(1, 5));
+  v.field("precompute_reference", s.precompute_reference);
+  v.field("pairs_per_user", s.pairs_per_user, at_least(1));
+}
+
+template <typename V>
 void visit(V& v, ObjectiveSection& s) {
-  v.field("type", s.type, one_of({"mbp_nbp", "nbp", "mbp"}));
+  v.field("type", s.type, one_of({"mbp_nbp", "nbp", "mbp", "sft", "dpo"}));
   v.field("mask_ratio", s.mask_ratio, open_closed(0.0f, 1.0f));
   v.field("next_k", s.next_k, closed(1, 8));
   v.field("next_k_weights", s.next_k_weights, non_negative_each());
@@ -314,6 +327,39 @@ void visit(V& v, ObjectiveSection& s) {
   v.field("negatives", s.negatives, at_least(1));
   v.field("sampling", s.sampling, one_of({"uniform", "popularity"}));
   v.field("temperature", s.temperature, above(0.0f));
+  v.field("task", s.task, one_of({"next_item", "preference", "rating"}));
+  v.field("like_threshold", s.like_threshold, closed(1, 5));
+  v.field("examples_per_user", s.examples_per_user, at_least(0));
+  v.section("dpo", s.dpo);
+}
+
+Rule<std::vector<std::string>> lora_targets() {
+  return {[](const std::vector<std::string>& x) {
+            const std::vector<std::string> known = {"qkv", "attn_out", "mlp_fc", "mlp_proj",
+                                                    "all_linear"};
+            return !x.empty() && std::all_of(x.begin(), x.end(), [&](const std::string& t) {
+              return std::find(known.begin(), known.end(), t) != known.end();
+            });
+          },
+          "a non-empty list of: qkv, attn_out, mlp_fc, mlp_proj, all_linear"};
+}
+
+template <typename V>
+void visit(V& v, LoraSection& s) {
+  v.field("rank", s.rank, at_least(1));
+  v.field("alpha", s.alpha, above(0.0f));
+  v.field("rslora", s.rslora);
+  v.field("dropout", s.dropout, half_open(0.0f, 1.0f));
+  v.field("targets", s.targets, lora_targets());
+}
+
+template <typename V>
+void visit(V& v, FinetuneSection& s) {
+  v.field("method", s.method, one_of({"full", "lora"}));
+  v.section("lora", s.lora);
+  v.field("new_items_init", s.new_items_init, one_of({"mean", "random"}));
+  v.field("known_items", s.known_items, one_of({"train", "frozen"}));
+  v.field("known_items_lr_scale", s.known_items_lr_scale, above(0.0f));
 }
 
 template <typename V>
@@ -350,7 +396,10 @@ void visit(V& v, EvalSection& s) {
 template <typename V>
 void visit(V& v, StageSection& s) {
   v.field("name", s.name, stage_name());
+  v.field("init", s.init, non_empty());
+  v.field("data", s.data);
   v.section("objective", s.objective);
+  v.section("finetune", s.finetune);
   v.section("train", s.train);
   v.section("eval", s.eval);
 }
@@ -459,12 +508,28 @@ class Reader {
     for (size_t i = 0; i < list.size(); ++i) {
       Location stage_at = element_location(*at, i, list[i]);
       read_section(source_, list[i], stage_at, stages[i]);
+      check_stage_start(stages[i], i, stage_at, list[i]);
       for (size_t j = 0; j < i; ++j) {
         if (stages[j].name == stages[i].name) {
           source_.fail(child_location(stage_at, "name", list[i]), "duplicate stage name ",
                        yaml_text(stages[i].name), " (also stages[", j, "])");
         }
       }
+    }
+  }
+
+  // The first stage has no previous stage, and adapters need weights to adapt.
+  void check_stage_start(const StageSection& stage, size_t index, const Location& at,
+                         const YAML::Node& node) const {
+    const bool scratch = stage.init == "scratch" || (stage.init == "auto" && index == 0);
+    if (index == 0 && stage.init == "previous") {
+      source_.fail(child_location(at, "init", node), "the first stage has no previous stage ",
+                   "(expected auto, scratch or a checkpoint directory)");
+    }
+    if (scratch && stage.finetune.method == "lora") {
+      source_.fail(child_location(at, "finetune", node),
+                   "LoRA adapts existing weights: a stage that starts from scratch cannot use it ",
+                   "(set init to previous or a checkpoint directory)");
     }
   }
 

@@ -5,7 +5,8 @@
 //   run:     {output_dir, seed, device, threads, log_every_steps}
 //   data:    {path, max_len, split, sliding_windows}
 //   model:   {d_model, n_layer, n_head, mlp_ratio, dropout, precision}
-//   stages:  [{name, objective: {...}, train: {...}, eval: {...}}, ...]
+//   stages:  [{name, init, data, objective: {..., dpo: {...}}, finetune: {..., lora: {...}},
+//              train: {...}, eval: {...}}, ...]
 //   distributed: {backend}
 #pragma once
 
@@ -48,8 +49,23 @@ struct ModelSection {
   bool operator==(const ModelSection&) const = default;
 };
 
+// Direct preference optimization (objective.type: dpo).
+struct DpoSection {
+  std::string loss = "sigmoid";      // sigmoid | ipo | hinge | robust | sdpo
+  float beta = 0.1f;                 // > 0
+  float label_smoothing = 0.0f;      // [0, 0.5): sigmoid and robust
+  int rejected = 1;                  // rejected items per pair, [1, 7] (sdpo uses them all)
+  std::string pairs = "next_item";   // next_item | rating
+  int chosen_min_rating = 4;         // pairs: rating
+  int rejected_max_rating = 2;       // pairs: rating
+  bool precompute_reference = true;  // reference log-probabilities computed once, before training
+  int pairs_per_user = 8;            // training pairs drawn per user (from distinct positions)
+
+  bool operator==(const DpoSection&) const = default;
+};
+
 struct ObjectiveSection {
-  std::string type = "mbp_nbp";  // mbp_nbp | nbp | mbp
+  std::string type = "mbp_nbp";  // mbp_nbp | nbp | mbp (pre-training) | sft | dpo
   float mask_ratio = 0.2f;       // (0, 1]: share of a sequence's items replaced by MASK (>= 1 item)
   int next_k = 1;                // [1, 8]: NBP predicts each of the next K items
   std::vector<float> next_k_weights;  // empty (all 1) or next_k non-negative weights
@@ -58,6 +74,10 @@ struct ObjectiveSection {
   int negatives = 128;                // sampled softmax: negatives shared by the batch, >= 1
   std::string sampling = "uniform";   // uniform | popularity (from the training part)
   float temperature = 1.0f;           // > 0, logits are divided by it
+  std::string task = "next_item";     // sft: next_item | preference | rating
+  int like_threshold = 4;             // sft preference: a rating >= this is a like (YES)
+  int examples_per_user = 0;          // sft: training examples drawn per user, 0 = every position
+  DpoSection dpo;
 
   bool operator==(const ObjectiveSection&) const = default;
 };
@@ -94,9 +114,38 @@ struct EvalSection {
   bool operator==(const EvalSection&) const = default;
 };
 
+// LoRA adapters on the decoder's linear layers (finetune.method: lora).
+struct LoraSection {
+  int rank = 8;          // >= 1
+  float alpha = 16.0f;   // > 0; scale alpha / rank
+  bool rslora = false;   // scale alpha / sqrt(rank)
+  float dropout = 0.0f;  // [0, 1) on the adapter's input
+  std::vector<std::string> targets = {"qkv",
+                                      "attn_out"};  // qkv attn_out mlp_fc mlp_proj all_linear
+
+  bool operator==(const LoraSection&) const = default;
+};
+
+// What a stage trains when it starts from a checkpoint, and how it meets new items.
+struct FinetuneSection {
+  std::string method = "full";  // full | lora
+  LoraSection lora;
+  std::string new_items_init = "mean";  // mean | random: embedding rows of items the checkpoint
+                                        // never saw (matched by original id)
+  std::string known_items = "train";    // train | frozen: the embedding rows of items it saw
+  float known_items_lr_scale = 1.0f;    // > 0, learning-rate factor of those rows when trained
+
+  bool operator==(const FinetuneSection&) const = default;
+};
+
 struct StageSection {
   std::string name = "pretrain";
+  // Where the weights come from: auto (scratch for the first stage, else previous), scratch,
+  // previous (the previous stage's best checkpoint), or a checkpoint directory.
+  std::string init = "auto";
+  std::string data = "";  // this stage's prepared dataset; empty = data.path
   ObjectiveSection objective;
+  FinetuneSection finetune;
   TrainSection train;
   EvalSection eval;
 

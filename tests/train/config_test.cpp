@@ -75,6 +75,22 @@ stages:
       ks: [5, 20]
       batch_size: 64
   - name: finetune
+    init: runs/base/checkpoints/pretrain-step100
+    data: data/newer
+    objective:
+      type: dpo
+      task: rating
+      like_threshold: 3
+      examples_per_user: 5
+      dpo: {loss: sdpo, beta: 0.5, label_smoothing: 0.1, rejected: 3, pairs: rating,
+            chosen_min_rating: 5, rejected_max_rating: 1, precompute_reference: false,
+            pairs_per_user: 2}
+    finetune:
+      method: lora
+      lora: {rank: 4, alpha: 8, rslora: true, dropout: 0.05, targets: [qkv, mlp_fc]}
+      new_items_init: random
+      known_items: frozen
+      known_items_lr_scale: 0.1
     train: {lr: 1e-4}
 distributed: {backend: none}
 )";
@@ -130,6 +146,55 @@ TEST(Config, ReadsEveryKeyOfAFullFile) {
   EXPECT_EQ(c.stages[1].name, "finetune");
   EXPECT_FLOAT_EQ(c.stages[1].train.lr, 1e-4f);
   EXPECT_EQ(c.distributed.backend, "none");
+}
+
+TEST(Config, ReadsFineTuningStageKeys) {
+  const StageSection s = parse_config(kFullConfig, "full.yaml", {}).stages[1];
+  EXPECT_EQ(s.init, "runs/base/checkpoints/pretrain-step100");
+  EXPECT_EQ(s.data, "data/newer");
+  EXPECT_EQ(s.objective.type, "dpo");
+  EXPECT_EQ(s.objective.task, "rating");
+  EXPECT_EQ(s.objective.like_threshold, 3);
+  EXPECT_EQ(s.objective.examples_per_user, 5);
+  EXPECT_EQ(s.objective.dpo.loss, "sdpo");
+  EXPECT_FLOAT_EQ(s.objective.dpo.beta, 0.5f);
+  EXPECT_FLOAT_EQ(s.objective.dpo.label_smoothing, 0.1f);
+  EXPECT_EQ(s.objective.dpo.rejected, 3);
+  EXPECT_EQ(s.objective.dpo.pairs, "rating");
+  EXPECT_EQ(s.objective.dpo.chosen_min_rating, 5);
+  EXPECT_EQ(s.objective.dpo.rejected_max_rating, 1);
+  EXPECT_FALSE(s.objective.dpo.precompute_reference);
+  EXPECT_EQ(s.objective.dpo.pairs_per_user, 2);
+  EXPECT_EQ(s.finetune.method, "lora");
+  EXPECT_EQ(s.finetune.lora.rank, 4);
+  EXPECT_FLOAT_EQ(s.finetune.lora.alpha, 8.0f);
+  EXPECT_TRUE(s.finetune.lora.rslora);
+  EXPECT_FLOAT_EQ(s.finetune.lora.dropout, 0.05f);
+  EXPECT_EQ(s.finetune.lora.targets, (std::vector<std::string>{"qkv", "mlp_fc"}));
+  EXPECT_EQ(s.finetune.new_items_init, "random");
+  EXPECT_EQ(s.finetune.known_items, "frozen");
+  EXPECT_FLOAT_EQ(s.finetune.known_items_lr_scale, 0.1f);
+}
+
+TEST(ConfigErrors, FirstStageCannotStartFromAPreviousStage) {
+  EXPECT_NE(
+      error_of("stages:\n  - {name: a, init: previous}\n").find("stages[0].init: the first stage"),
+      std::string::npos);
+}
+
+TEST(ConfigErrors, LoraNeedsWeightsToAdapt) {
+  const std::string error =
+      error_of("stages:\n  - {name: a}\n  - {name: b, init: scratch, finetune: {method: lora}}\n");
+  EXPECT_NE(error.find("stages[1].finetune: LoRA adapts existing weights"), std::string::npos)
+      << error;
+}
+
+TEST(ConfigErrors, UnknownLoraTargetListsTheChoices) {
+  const std::string error = error_of(
+      "stages:\n  - {name: a}\n  - {name: b, finetune: {method: lora, lora: {targets: [mlp]}}}\n");
+  EXPECT_NE(error.find("stages[1].finetune.lora.targets: expected a non-empty list of: qkv"),
+            std::string::npos)
+      << error;
 }
 
 TEST(Config, MissingKeysTakeTheDefaults) {
