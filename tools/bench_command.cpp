@@ -51,7 +51,9 @@ void run_train_step_bench(const TrainStepBench& options) {
       SyntheticSource(spec).next_batch(options.sequences, options.length, options.length);
   DeviceBatch batch(ctx.device(), host, config);
   Decoder<float> model(ctx, config, host.num_tokens());
-  AdamW optimizer(ctx, model.layout().total_size(), model.layout().num_decayed(), AdamWConfig{});
+  AdamW optimizer(
+      ctx, {whole_buffer(model.parameters(), model.gradients(), model.layout().num_decayed())},
+      AdamWConfig{});
 
   std::vector<double> times;
   for (int i = 0; i < options.warmup + options.repeats; ++i) {

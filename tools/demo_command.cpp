@@ -48,8 +48,9 @@ void run_demo(const DemoOptions& options) {
   const int max_tokens = options.batch_size * options.max_len;
   Decoder<float> model(ctx, config, max_tokens);
   model.load_parameters(initial_parameters(config, model.layout(), options.seed));
-  AdamW optimizer(ctx, model.layout().total_size(), model.layout().num_decayed(),
-                  AdamWConfig{options.lr, 0.9f, 0.95f, 1e-8f, 0.01f});
+  AdamW optimizer(
+      ctx, {whole_buffer(model.parameters(), model.gradients(), model.layout().num_decayed())},
+      AdamWConfig{options.lr, 0.9f, 0.95f, 1e-8f, 0.01f});
   std::printf("recforge demo on %s: %s, %lld parameters\n", device_name(ctx.device()).c_str(),
               config.describe().c_str(), static_cast<long long>(model.layout().total_size()));
   std::printf("next-token loss on generated sequences (entropy floor %.3f, uniform guess %.3f)\n",

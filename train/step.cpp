@@ -18,7 +18,7 @@ StepResult train_step(Decoder<float>& model, AdamW& optimizer, const DeviceBatch
   result.loss = model.output_loss(batch, true);
   check_finite_loss(result.loss, optimizer.steps_taken() + 1);
   model.backward(batch);
-  result.grad_norm = optimizer.step(model.parameters(), model.gradients(), lr, max_grad_norm);
+  result.grad_norm = optimizer.step(lr, max_grad_norm);
   return result;
 }
 

@@ -145,9 +145,11 @@ StageRunner::StageRunner(const RunConfig& config, const StageSection& stage, con
       windows_(split, data.num_users(), config.data.max_len + (uses_nbp(stage.objective) ? 1 : 0),
                config.data.sliding_windows, uses_nbp(stage.objective) ? 2 : 1),
       model_(ctx, model_config_, max_tokens()),
-      optimizer_(ctx, model_.layout().total_size(), model_.layout().num_decayed(),
-                 AdamWConfig{stage.train.lr, stage.train.beta1, stage.train.beta2, stage.train.eps,
-                             stage.train.weight_decay}),
+      optimizer_(
+          ctx,
+          {whole_buffer(model_.parameters(), model_.gradients(), model_.layout().num_decayed())},
+          AdamWConfig{stage.train.lr, stage.train.beta1, stage.train.beta2, stage.train.eps,
+                      stage.train.weight_decay}),
       masked_inference_(!uses_nbp(stage.objective)) {
   RECFORGE_CHECK(windows_.size() > 0, "the dataset at ", data.directory().string(),
                  " has no training sequence long enough for the objective");
@@ -430,8 +432,7 @@ TrainStatus StageRunner::run(const TrainerOptions& options) {
       double mbp = 0.0, nbp = 0.0;
       const float loss = train_step(order, micro, state.cursor, last, &window_tokens, &mbp, &nbp);
       const float lr = learning_rate(train, state.step, total);
-      const float norm =
-          optimizer_.step(model_.parameters(), model_.gradients(), lr, train.grad_clip);
+      const float norm = optimizer_.step(lr, train.grad_clip);
       check_finite_parameters(state.step + 1);
       state.cursor = last;
       ++state.step;

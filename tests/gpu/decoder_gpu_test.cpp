@@ -44,7 +44,9 @@ TEST_P(DecoderGpuTest, StepsMatchTheCpuBackend) {
     Decoder<float> model(ctx, config, host.num_tokens());
     model.load_parameters(initial);
     DeviceBatch batch(ctx.device(), host, config);
-    AdamW optimizer(ctx, model.layout().total_size(), model.layout().num_decayed(), AdamWConfig{});
+    AdamW optimizer(
+        ctx, {whole_buffer(model.parameters(), model.gradients(), model.layout().num_decayed())},
+        AdamWConfig{});
     for (int step = 0; step < 3; ++step) {
       StepResult result =
           train_step(model, optimizer, batch, {GetParam(), true, 5u + step}, 1e-3f, 1.0f);

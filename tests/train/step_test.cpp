@@ -32,8 +32,10 @@ TEST(TrainStep, LossDecreasesOnSyntheticSequences) {
   PackedBatch host = source.next_batch(32, 8, 16);
   DeviceBatch batch(Device::kCpu, host, config);
   Decoder<float> model(Context::cpu(), config, host.num_tokens());
-  AdamW optimizer(model.context(), model.layout().total_size(), model.layout().num_decayed(),
-                  AdamWConfig{1e-2f});
+  AdamW optimizer(
+      model.context(),
+      {whole_buffer(model.parameters(), model.gradients(), model.layout().num_decayed())},
+      AdamWConfig{1e-2f});
   double first = train_step(model, optimizer, batch, {}, 1e-2f, 1.0f).loss;
   double last = first;
   for (int i = 0; i < 30; ++i) last = train_step(model, optimizer, batch, {}, 1e-2f, 1.0f).loss;
@@ -46,8 +48,10 @@ TEST(TrainStep, NaNLossStopsWithTheStepAndKeepsParameters) {
   host.add_sequence(std::vector<int32_t>{1, 2, 3}, std::vector<int32_t>{2, 3, 4});
   DeviceBatch batch(Device::kCpu, host, config);
   Decoder<float> model(Context::cpu(), config, host.num_tokens());
-  AdamW optimizer(model.context(), model.layout().total_size(), model.layout().num_decayed(),
-                  AdamWConfig{});
+  AdamW optimizer(
+      model.context(),
+      {whole_buffer(model.parameters(), model.gradients(), model.layout().num_decayed())},
+      AdamWConfig{});
   std::vector<float> values = model.parameters().download();
   values[model.layout().offset("ln_f.bias")] = std::numeric_limits<float>::quiet_NaN();
   model.load_parameters(values);
