@@ -24,6 +24,7 @@ namespace fs = std::filesystem;
 constexpr const char* kModelFile = "model.safetensors";
 constexpr const char* kOptimizerFile = "optimizer.safetensors";
 constexpr const char* kStateFile = "trainer_state.json";
+constexpr const char* kItemsFile = "items.tsv";
 constexpr const char* kConfigKey = "recforge_model_config";
 
 fs::path with_suffix(fs::path dir, const char* suffix) { return dir += suffix; }
@@ -136,6 +137,63 @@ nlohmann::json read_json(const fs::path& file) {
   return value;
 }
 
+// ---- Optimizer moments: per parameter tensor, or flat over the optimizer's groups. ------------
+
+std::vector<SafetensorsTensor> moment_tensors(const ParameterLayout& layout,
+                                              const CheckpointData& data) {
+  const int64_t n = static_cast<int64_t>(data.adam_m.size());
+  if (n != layout.total_size()) {
+    return {{"m", {n}, std::span<const float>(data.adam_m)},
+            {"v", {n}, std::span<const float>(data.adam_v)}};
+  }
+  std::vector<SafetensorsTensor> moments = tensors_of(layout, data.adam_m, "m.");
+  for (SafetensorsTensor& t : tensors_of(layout, data.adam_v, "v.")) moments.push_back(t);
+  return moments;
+}
+
+void read_moments(const fs::path& path, const ParameterLayout& layout, CheckpointData& data) {
+  SafetensorsFile optimizer = SafetensorsFile::read(path);
+  const std::vector<std::string> names = optimizer.names();
+  const bool flat = names.size() == 2 && optimizer.has("m") && optimizer.has("v");
+  if (!flat) {
+    check_no_other_tensors(optimizer, layout, {"m.", "v."}, path.string());
+    data.adam_m = read_tensors(optimizer, layout, "m.", path.string());
+    data.adam_v = read_tensors(optimizer, layout, "v.", path.string());
+    return;
+  }
+  std::span<const float> m = optimizer.f32("m"), v = optimizer.f32("v");
+  if (optimizer.shape("m").size() != 1 || optimizer.shape("m") != optimizer.shape("v")) {
+    throw Error(concat(path.string(), ": flat moments 'm' ", shape_text(optimizer.shape("m")),
+                       " and 'v' ", shape_text(optimizer.shape("v")),
+                       " must be vectors of one length"));
+  }
+  data.adam_m.assign(m.begin(), m.end());
+  data.adam_v.assign(v.begin(), v.end());
+}
+
+// ---- Item ids: one per line, line i holding item i's original id. ----------------------------
+
+void write_item_ids(const fs::path& file, const std::vector<std::string>& ids) {
+  std::string text;
+  for (const std::string& id : ids) {
+    RECFORGE_CHECK(id.find_first_of("\n\r") == std::string::npos,
+                   "save_checkpoint: an item id holds a line break");
+    text += id;
+    text += '\n';
+  }
+  DurableFile out(file);
+  out.write(text.data(), text.size());
+  out.finish();
+}
+
+std::vector<std::string> read_item_ids(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw Error(concat(file.string(), ": cannot open the file"));
+  std::vector<std::string> ids;
+  for (std::string line; std::getline(in, line);) ids.push_back(line);
+  return ids;
+}
+
 // ---- Putting a finished directory in place. -------------------------------------------------
 
 void rename_or_fail(const fs::path& from, const fs::path& to) {
@@ -167,10 +225,9 @@ void save_checkpoint(const fs::path& checkpoint_dir, const CheckpointData& data)
   const size_t total = layout.total_size();
   RECFORGE_CHECK(data.parameters.size() == total, "save_checkpoint: ", data.parameters.size(),
                  " parameters, the layout has ", total);
-  RECFORGE_CHECK(data.adam_m.size() == data.adam_v.size() &&
-                     (data.adam_m.empty() || data.adam_m.size() == total),
+  RECFORGE_CHECK(data.adam_m.size() == data.adam_v.size(),
                  "save_checkpoint: the AdamW moments hold ", data.adam_m.size(), " and ",
-                 data.adam_v.size(), " values, expected none or ", total, " each");
+                 data.adam_v.size(), " values");
 
   const fs::path dir =
       checkpoint_dir.has_filename() ? checkpoint_dir : checkpoint_dir.parent_path();
@@ -184,11 +241,9 @@ void save_checkpoint(const fs::path& checkpoint_dir, const CheckpointData& data)
 
   write_safetensors(tmp / kModelFile, tensors_of(layout, data.parameters, ""),
                     {{kConfigKey, config_to_json(data.model_config)}});
-  if (!data.adam_m.empty()) {
-    std::vector<SafetensorsTensor> moments = tensors_of(layout, data.adam_m, "m.");
-    for (SafetensorsTensor& t : tensors_of(layout, data.adam_v, "v.")) moments.push_back(t);
-    write_safetensors(tmp / kOptimizerFile, moments);
-  }
+  if (!data.adam_m.empty()) write_safetensors(tmp / kOptimizerFile, moment_tensors(layout, data));
+  if (!data.item_ids.empty()) write_item_ids(tmp / kItemsFile, data.item_ids);
+  if (data.write_extra_files) data.write_extra_files(tmp);
   write_json(tmp / kStateFile, data.trainer_state);
   sync_directory(tmp);
 
@@ -222,12 +277,8 @@ CheckpointData load_checkpoint(const fs::path& dir) try {
   data.parameters = read_tensors(model, layout, "", source);
 
   const fs::path optimizer_path = dir / kOptimizerFile;
-  if (fs::exists(optimizer_path)) {
-    SafetensorsFile optimizer = SafetensorsFile::read(optimizer_path);
-    check_no_other_tensors(optimizer, layout, {"m.", "v."}, optimizer_path.string());
-    data.adam_m = read_tensors(optimizer, layout, "m.", optimizer_path.string());
-    data.adam_v = read_tensors(optimizer, layout, "v.", optimizer_path.string());
-  }
+  if (fs::exists(optimizer_path)) read_moments(optimizer_path, layout, data);
+  if (fs::exists(dir / kItemsFile)) data.item_ids = read_item_ids(dir / kItemsFile);
   data.trainer_state = read_json(dir / kStateFile);
   return data;
 } catch (const fs::filesystem_error& e) {

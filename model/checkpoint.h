@@ -3,8 +3,13 @@
 //   model.safetensors      one F32 tensor per model parameter, named and shaped as in
 //                          ParameterLayout; metadata "recforge_model_config" holds the
 //                          ModelConfig as JSON
-//   optimizer.safetensors  AdamW's moments as "m.<name>" and "v.<name>" (absent when none)
+//   optimizer.safetensors  AdamW's moments as "m.<name>" and "v.<name>" when the optimizer
+//                          trains every parameter, else as two flat tensors "m" and "v" over
+//                          its parameter groups (absent when there is no optimizer state)
+//   items.tsv              the original id of item 0, 1, ... one per line (when known), so a
+//                          later fine-tuning on other logs can match items by id
 //   trainer_state.json     whatever the trainer needs to resume (step, RNG, data cursor, ...)
+//   (other files)          what `write_extra_files` adds, e.g. a LoRA adapter in PEFT layout
 //
 // A save writes everything into "<dir>.tmp", fsyncs it, then swaps it with "<dir>" in one atomic
 // rename (renameat2 RENAME_EXCHANGE) and deletes the old copy, so a crash at any moment leaves
@@ -13,6 +18,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -24,9 +30,14 @@ namespace recforge {
 
 struct CheckpointData {
   ModelConfig model_config;
-  std::vector<float> parameters;      // ParameterLayout(model_config) order
-  std::vector<float> adam_m, adam_v;  // same layout; both empty when there is no optimizer state
+  std::vector<float> parameters;  // ParameterLayout(model_config) order
+  // AdamW's moments over its parameter groups: the parameters' layout when it trains them all;
+  // both empty when there is no optimizer state.
+  std::vector<float> adam_m, adam_v;
+  std::vector<std::string> item_ids;  // empty: not recorded
   nlohmann::json trainer_state;
+  // Called with the directory being written, before it is put in place (save only).
+  std::function<void(const std::filesystem::path&)> write_extra_files;
 };
 
 void save_checkpoint(const std::filesystem::path& dir, const CheckpointData& data);

@@ -130,6 +130,30 @@ TEST_F(CheckpointTest, WithoutOptimizerStateThereIsNoOptimizerFile) {
   EXPECT_TRUE(loaded.adam_v.empty());
 }
 
+TEST_F(CheckpointTest, MomentsOfSomeGroupsRoundTripAsFlatTensors) {
+  CheckpointData saved = filled(small_config(), 1.0f, false);
+  saved.adam_m = {1.0f, 2.0f, 3.0f};
+  saved.adam_v = {4.0f, 5.0f, 6.0f};
+  save_checkpoint(root_ / "s-step1", saved);
+  CheckpointData loaded = load_checkpoint(root_ / "s-step1");
+  EXPECT_EQ(loaded.adam_m, saved.adam_m);
+  EXPECT_EQ(loaded.adam_v, saved.adam_v);
+}
+
+TEST_F(CheckpointTest, ItemIdsRoundTrip) {
+  CheckpointData saved = filled(small_config(), 1.0f);
+  saved.item_ids = {"B00A", "item with spaces", "42"};
+  save_checkpoint(root_ / "s-step1", saved);
+  EXPECT_EQ(load_checkpoint(root_ / "s-step1").item_ids, saved.item_ids);
+}
+
+TEST_F(CheckpointTest, ExtraFilesAreWrittenInsideTheCheckpoint) {
+  CheckpointData saved = filled(small_config(), 1.0f);
+  saved.write_extra_files = [](const fs::path& dir) { std::ofstream(dir / "adapter.txt") << "x"; };
+  save_checkpoint(root_ / "s-step1", saved);
+  EXPECT_TRUE(fs::exists(root_ / "s-step1" / "adapter.txt"));
+}
+
 TEST_F(CheckpointTest, SaveRefusesBuffersThatDoNotFitTheLayout) {
   CheckpointData data = filled(small_config(), 1.0f);
   data.parameters.pop_back();
