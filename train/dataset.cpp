@@ -13,6 +13,7 @@
 #include <ctime>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <numeric>
 #include <sstream>
 #include <utility>
 
@@ -416,6 +417,49 @@ PrepareReport prepare_dataset(const std::vector<fs::path>& inputs, const Prepare
   report.seconds = seconds_since(start);
   report.cpu_seconds = static_cast<double>(std::clock() - cpu_start) / CLOCKS_PER_SEC;
   return report;
+}
+
+ItemAlignment write_item_aligned_dataset(const Dataset& source,
+                                         std::span<const std::string> vocabulary,
+                                         const fs::path& output_dir) {
+  ItemAlignment alignment;
+  IdTable users, items;
+  for (const std::string& id : vocabulary) {
+    RECFORGE_CHECK(items.intern(id) == items.size() - 1, "the model's item vocabulary repeats \"",
+                   id, "\"");
+  }
+  alignment.known = items.size();
+  std::vector<int32_t> item_new(source.num_items());
+  for (int32_t i = 0; i < source.num_items(); ++i) {
+    const int32_t before = items.size();
+    item_new[i] = items.intern(source.item_name(i));
+    if (item_new[i] < before) ++alignment.matched;
+  }
+  alignment.added = items.size() - alignment.known;
+  Compact c;
+  c.offsets.assign(1, 0);
+  for (int32_t u = 0; u < source.num_users(); ++u) {
+    c.user_raw.push_back(users.intern(source.user_name(u)));
+    for (int32_t item : source.items(u)) c.items.push_back(item_new[item]);
+    for (int64_t t : source.timestamps(u)) c.timestamps.push_back(t);
+    for (float r : source.ratings(u)) c.ratings.push_back(r);
+    c.offsets.push_back(c.items.size());
+  }
+  c.item_raw.resize(items.size());
+  std::iota(c.item_raw.begin(), c.item_raw.end(), 0);
+  if (output_dir.has_parent_path()) fs::create_directories(output_dir.parent_path());
+  TemporaryDirectory temp(with_suffix(output_dir, ".tmp-" + std::to_string(::getpid())));
+  write_binary(c, temp.path() / "interactions.bin");
+  write_names(c.user_raw, users, temp.path() / "users.tsv");
+  write_names(c.item_raw, items, temp.path() / "items.tsv");
+  nlohmann::json stats = {
+      {"users", c.user_raw.size()},          {"items", c.item_raw.size()},
+      {"interactions", c.items.size()},      {"aligned_from", source.directory().string()},
+      {"vocabulary_items", alignment.known}, {"matched_items", alignment.matched},
+      {"added_items", alignment.added}};
+  std::ofstream(temp.path() / "stats.json") << stats.dump(2) << "\n";
+  install(temp, output_dir);
+  return alignment;
 }
 
 // --- Dataset. ------------------------------------------------------------------------------

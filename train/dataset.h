@@ -65,6 +65,25 @@ PrepareReport prepare_dataset(const std::vector<std::filesystem::path>& inputs,
                               const PrepareOptions& options,
                               const std::filesystem::path& output_dir);
 
+class Dataset;
+
+// How a dataset's items met a model's item vocabulary (write_item_aligned_dataset).
+struct ItemAlignment {
+  int32_t known = 0;    // items of the vocabulary: ids [0, known) of the aligned dataset
+  int32_t matched = 0;  // of those, the ones the source dataset has
+  int32_t added = 0;    // the source's items outside the vocabulary: ids [known, known + added)
+};
+
+// Writes `source` again into `output_dir` with its items renumbered to follow `vocabulary` (the
+// original item ids a checkpoint was trained on, in its order): vocabulary item k becomes item k,
+// whether the source has it or not (items that vanished from the logs simply have no
+// interactions), and the source's new items follow in the source's order. Users, event order,
+// timestamps and ratings are kept. So a model's embedding rows for the vocabulary carry over
+// unchanged and the new items' rows are one block at the end.
+ItemAlignment write_item_aligned_dataset(const Dataset& source,
+                                         std::span<const std::string> vocabulary,
+                                         const std::filesystem::path& output_dir);
+
 // A prepared dataset directory, memory-mapped read-only. open() validates the header, every array
 // size against the file size, the offsets and every item id, and throws recforge::Error naming
 // the file on any mismatch.

@@ -117,6 +117,27 @@ TEST_F(DatasetTest, RoundTripKeepsItemsTimesRatingsAndNames) {
   EXPECT_EQ(data.directory(), out());
 }
 
+TEST_F(DatasetTest, ItemAlignedCopyPutsTheVocabularyFirstAndNewItemsAfter) {
+  PrepareOptions options;
+  options.rating_col = 3;
+  Dataset source = prepare("ann,new1,10,5\nann,b,11,4\nbob,a,5,1\nbob,new2,6,2\n", options);
+  const std::vector<std::string> vocabulary = {"a", "b", "gone"};
+  const ItemAlignment alignment = write_item_aligned_dataset(source, vocabulary, root_ / "aligned");
+  EXPECT_EQ(alignment.known, 3);
+  EXPECT_EQ(alignment.matched, 2);
+  EXPECT_EQ(alignment.added, 2);
+  Dataset aligned = Dataset::open(root_ / "aligned");
+  ASSERT_EQ(aligned.num_items(), 5);
+  for (int32_t i = 0; i < 3; ++i) EXPECT_EQ(aligned.item_name(i), vocabulary[i]);
+  EXPECT_EQ(aligned.item_name(3), "new1");
+  EXPECT_EQ(aligned.item_name(4), "new2");
+  EXPECT_EQ(items_of(aligned, "ann"), (Strings{"new1", "b"}));
+  EXPECT_EQ(items_of(aligned, "bob"), (Strings{"a", "new2"}));
+  const int32_t ann = aligned.find_user("ann").value();
+  EXPECT_EQ(aligned.timestamps(ann)[1], 11);
+  EXPECT_FLOAT_EQ(aligned.ratings(ann)[0], 5.0f);
+}
+
 TEST_F(DatasetTest, StatsJsonDescribesTheData) {
   prepare("a x y z\nb y\n", seq_options());
   nlohmann::json stats = nlohmann::json::parse(read_all(out() / "stats.json"));
