@@ -30,14 +30,20 @@ int32_t catalog_size(const Decoder<float>& model) {
   return model.config().vocab_size - kFirstItemToken;
 }
 
-// The model's input for one history: its most recent items as tokens, plus MASK when masked.
-std::vector<int32_t> input_tokens(std::span<const int32_t> history, int max_len, bool masked) {
-  const size_t room = static_cast<size_t>(masked ? max_len - 1 : max_len);
-  const size_t kept = std::min(history.size(), room);
-  std::vector<int32_t> tokens;
-  tokens.reserve(kept + 1);
+// How many of a history's items fit beside the prompt and the MASK.
+size_t history_room(const EvalOptions& options, int max_len) {
+  const int64_t room = max_len - static_cast<int64_t>(options.prompt.size()) - options.masked;
+  return static_cast<size_t>(std::max<int64_t>(room, 0));
+}
+
+// The model's input for one history: the prompt tokens, the history's most recent items as
+// tokens, plus MASK when masked.
+std::vector<int32_t> input_tokens(std::span<const int32_t> history, int max_len,
+                                  const EvalOptions& options) {
+  const size_t kept = std::min(history.size(), history_room(options, max_len));
+  std::vector<int32_t> tokens(options.prompt.begin(), options.prompt.end());
   for (int32_t item : history.subspan(history.size() - kept)) tokens.push_back(item_token(item));
-  if (masked) tokens.push_back(kMaskToken);
+  if (options.masked) tokens.push_back(kMaskToken);
   return tokens;
 }
 
@@ -49,9 +55,9 @@ std::vector<std::pair<size_t, size_t>> batch_ranges(std::span<const EvalCase> ca
   size_t begin = 0;
   int64_t tokens = 0;
   for (size_t i = 0; i < cases.size(); ++i) {
-    const int64_t length = static_cast<int64_t>(
-        std::min<size_t>(cases[i].history.size(), options.masked ? max_len - 1 : max_len) +
-        (options.masked ? 1 : 0));
+    const int64_t length =
+        static_cast<int64_t>(std::min(cases[i].history.size(), history_room(options, max_len)) +
+                             options.prompt.size() + (options.masked ? 1 : 0));
     RECFORGE_CHECK(length <= max_tokens, "evaluation: case ", i, " needs ", length,
                    " tokens but the model holds at most max_tokens ", max_tokens);
     const bool full = i - begin == static_cast<size_t>(options.batch_size);
@@ -71,9 +77,9 @@ void check_options(const EvalOptions& options, int max_len) {
                  options.batch_size);
   RECFORGE_CHECK(options.item_chunk >= 1, "evaluation: item_chunk must be >= 1, got ",
                  options.item_chunk);
-  RECFORGE_CHECK(!options.masked || max_len >= 2,
-                 "evaluation: masked prediction needs max_len >= 2 (history + MASK), got ",
-                 max_len);
+  RECFORGE_CHECK(history_room(options, max_len) >= 1, "evaluation: max_len ", max_len,
+                 " leaves no room for a history beside ", options.prompt.size(), " prompt tokens",
+                 options.masked ? " and the MASK" : "");
 }
 
 void check_histories(std::span<const EvalCase> cases, int32_t num_items, bool masked) {
@@ -91,6 +97,7 @@ class ItemScorer {
   ItemScorer(Decoder<float>& model, int32_t num_items, const EvalOptions& options)
       : model_(model),
         num_items_(num_items),
+        options_(options),
         masked_(options.masked),
         chunk_(std::min(options.item_chunk, num_items)),
         queries_(model.context().device(),
@@ -109,7 +116,7 @@ class ItemScorer {
     const int C = model_.config().d_model;
     PackedBatch packed = empty_batch();
     for (const EvalCase& c : cases) {
-      packed.add_recent_sequence(input_tokens(c.history, model_.config().max_len, masked_),
+      packed.add_recent_sequence(input_tokens(c.history, model_.config().max_len, options_),
                                  model_.config().max_len);
     }
     DeviceBatch batch(model_.context().device(), packed, model_.config());
@@ -150,6 +157,7 @@ class ItemScorer {
  private:
   Decoder<float>& model_;
   int32_t num_items_;
+  EvalOptions options_;
   bool masked_;
   int32_t chunk_;
   Buffer<float> queries_;           // [batch_size, C] prediction hidden states
@@ -454,12 +462,13 @@ bool ranks_before(const Recommendation& a, const Recommendation& b) {
 
 std::vector<Recommendation> recommend(Decoder<float>& model, int32_t num_items,
                                       std::span<const int32_t> history, int k, bool exclude_history,
-                                      bool masked) {
+                                      bool masked, std::span<const int32_t> prompt) {
   RECFORGE_CHECK(k >= 0, "recommend: k must be >= 0, got ", k);
   check_catalog(model, num_items);
   EvalOptions options;
   options.batch_size = 1;
   options.masked = masked;
+  options.prompt.assign(prompt.begin(), prompt.end());
   check_options(options, model.config().max_len);
   EvalCase query{std::vector<int32_t>(history.begin(), history.end()), 0, {}};
   check_histories(std::span<const EvalCase>(&query, 1), num_items, masked);

@@ -41,6 +41,9 @@ struct EvalOptions {
   // prediction is read at the MASK position; the history is cut so history + MASK fits max_len.
   bool masked = false;
   int item_chunk = 65536;  // items scored per matmul
+  // Tokens placed before the history (a fine-tuned task's prompt, e.g. its task token); the
+  // history is cut so prompt + history (+ MASK) fits max_len.
+  std::vector<int32_t> prompt;
 };
 
 // The 0-based full-ranking rank of every case's target, in case order.
@@ -82,6 +85,6 @@ struct Recommendation {
 // Items whose score is NaN are never recommended.
 std::vector<Recommendation> recommend(Decoder<float>& model, int32_t num_items,
                                       std::span<const int32_t> history, int k, bool exclude_history,
-                                      bool masked);
+                                      bool masked, std::span<const int32_t> prompt = {});
 
 }  // namespace recforge

@@ -28,8 +28,8 @@ ItemSequence TrainingWindows::items(size_t window) const {
   return split_->train_items(w.user).subspan(w.begin, w.end - w.begin);
 }
 
-std::vector<uint32_t> TrainingWindows::epoch_order(uint64_t seed, int epoch) const {
-  std::vector<uint32_t> order(windows_.size());
+std::vector<uint32_t> shuffled_order(size_t count, uint64_t seed, int epoch) {
+  std::vector<uint32_t> order(count);
   std::iota(order.begin(), order.end(), 0u);
   for (size_t i = order.size(); i > 1; --i) {
     const float u = philox_uniform(seed, 0x5eed0000ull + static_cast<uint64_t>(epoch), i);
@@ -37,27 +37,6 @@ std::vector<uint32_t> TrainingWindows::epoch_order(uint64_t seed, int epoch) con
     std::swap(order[i - 1], order[j]);
   }
   return order;
-}
-
-std::vector<size_t> TrainingWindows::micro_batches(std::span<const uint32_t> order, int batch_size,
-                                                   int token_budget) const {
-  std::vector<size_t> starts{0};
-  int windows = 0;
-  int64_t tokens = 0;
-  for (size_t i = 0; i < order.size(); ++i) {
-    const Window& w = windows_[order[i]];
-    const int64_t length = w.end - w.begin;
-    const bool full = token_budget > 0 ? tokens + length > token_budget : windows == batch_size;
-    if (full && windows > 0) {
-      starts.push_back(i);
-      windows = 0;
-      tokens = 0;
-    }
-    ++windows;
-    tokens += length;
-  }
-  if (order.size() > 0) starts.push_back(order.size());
-  return starts;
 }
 
 }  // namespace recforge

@@ -1,0 +1,70 @@
+// Pre-training (objective.type mbp_nbp | nbp | mbp): the PTUM objectives over windows of the
+// training part, L = L_MBP + λ·L_NBP, each micro-batch's losses averaged over the step's
+// micro-batches. Next-item ranking metrics on the held-out items (full ranking and sampled).
+#pragma once
+
+#include <filesystem>
+#include <memory>
+
+#include "train/config.h"
+#include "train/dataset.h"
+#include "train/eval_cases.h"
+#include "train/item_loss.h"
+#include "train/stage_task.h"
+#include "train/training_data.h"
+
+namespace recforge {
+
+// Ranking evaluation shared by the tasks that predict the next item: validation/test cases of the
+// leave-one-out split, full ranking or the sampled protocol (negatives saved in the run
+// directory), and the final report of both protocols.
+class NextItemEvaluator {
+ public:
+  NextItemEvaluator(const RunConfig& config, const StageSection& stage, const Dataset& data,
+                    const LeaveOneOutSplit& split, std::vector<int32_t> prompt, bool masked);
+  RankingMetrics evaluate(Decoder<float>& model, Split which, const std::string& protocol);
+  Metrics evaluate(Decoder<float>& model, Split which);
+  nlohmann::json final_report(Decoder<float>& model);
+  nlohmann::json inference_state() const;
+
+ private:
+  const RunConfig& config_;
+  const StageSection& stage_;
+  const Dataset& data_;
+  std::vector<int64_t> train_counts_;
+  std::vector<int32_t> prompt_;
+  bool masked_;
+  EvalCases valid_, test_;
+};
+
+class PretrainTask : public StageTask {
+ public:
+  PretrainTask(const RunConfig& config, const StageSection& stage, const Context& ctx,
+               const Dataset& data, const LeaveOneOutSplit& split);
+
+  size_t num_examples() const override { return windows_.size(); }
+  int32_t example_tokens(size_t example) const override { return windows_.length(example); }
+  int max_tokens() const override;
+  StepLosses train_step(Decoder<float>& model,
+                        const std::vector<std::span<const uint32_t>>& micro_batches,
+                        int64_t step) override;
+  Metrics evaluate(Decoder<float>& model, Split which) override {
+    return evaluator_.evaluate(model, which);
+  }
+  nlohmann::json final_report(Decoder<float>& model) override {
+    return evaluator_.final_report(model);
+  }
+  nlohmann::json inference_state() const override { return evaluator_.inference_state(); }
+
+ private:
+  uint64_t stream_of(int64_t step, size_t micro, int pass) const;
+
+  const RunConfig& config_;
+  const StageSection& stage_;
+  ModelConfig model_config_;
+  TrainingWindows windows_;
+  std::unique_ptr<ItemLoss> nbp_loss_, mbp_loss_;
+  NextItemEvaluator evaluator_;
+};
+
+}  // namespace recforge
