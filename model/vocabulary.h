@@ -18,7 +18,15 @@ enum SpecialToken : int32_t {
   kNoToken = 5,
   kRating1Token = 6,     // ratings 1..5 are tokens 6..10
   kFirstTaskToken = 11,  // task tokens 11..15
+  // The SFT tasks' prompt openers (train/sft_tasks.h).
+  kTaskNextItemToken = kFirstTaskToken,
+  kTaskPreferenceToken = kFirstTaskToken + 1,
+  kTaskRatingToken = kFirstTaskToken + 2,
 };
+
+// Rating r in 1..5 is token kRating1Token + r - 1.
+constexpr int32_t kNumRatingTokens = 5;
+constexpr int32_t rating_token(int32_t rating) { return kRating1Token + rating - 1; }
 
 constexpr int32_t kFirstItemToken = 16;
 
