@@ -287,7 +287,7 @@ template <typename V>
 void visit(V& v, DataSection& s) {
   v.field("path", s.path);
   v.field("max_len", s.max_len, at_least(1));
-  v.field("split", s.split, one_of({"leave_one_out"}));
+  v.field("split", s.split, one_of({"leave_one_out", "chronological"}));
   v.field("sliding_windows", s.sliding_windows);
 }
 
@@ -579,7 +579,9 @@ void cross_check(const Reader& reader, const ObjectiveSection& s) {
 
 // "ndcg@K", "hr@K" with K one of `ks`, or "mrr".
 bool valid_metric(const std::string& metric, const std::vector<int>& ks) {
-  if (metric == "mrr") return true;
+  for (const char* name : {"mrr", "auc", "accuracy", "rmse", "mae"}) {
+    if (metric == name) return true;
+  }
   size_t at = metric.find('@');
   if (at == std::string::npos) return false;
   std::string name = metric.substr(0, at);
@@ -591,8 +593,8 @@ bool valid_metric(const std::string& metric, const std::vector<int>& ks) {
 
 void cross_check(const Reader& reader, const EvalSection& s) {
   if (!valid_metric(s.metric, s.ks)) {
-    reader.fail("metric", "expected ndcg@K, hr@K (K in ks = ", yaml_text(s.ks), ") or mrr, got ",
-                yaml_text(s.metric));
+    reader.fail("metric", "expected ndcg@K, hr@K (K in ks = ", yaml_text(s.ks),
+                "), mrr, auc, accuracy, rmse or mae, got ", yaml_text(s.metric));
   }
 }
 

@@ -30,7 +30,7 @@ struct RunSection {
 struct DataSection {
   std::string path;                     // a prepared dataset directory (recforge data prepare)
   int max_len = 50;                     // histories are cut to their most recent max_len items
-  std::string split = "leave_one_out";  // the only split so far
+  std::string split = "leave_one_out";  // leave_one_out | chronological (sft preference/rating)
   bool sliding_windows = false;         // also train on earlier max_len windows of long histories
 
   bool operator==(const DataSection&) const = default;

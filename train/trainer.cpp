@@ -19,6 +19,7 @@
 #include "train/pretrain_task.h"
 #include "train/run_log.h"
 #include "train/schedule.h"
+#include "train/sft_stage.h"
 #include "train/split.h"
 #include "train/stage_start.h"
 #include "train/stage_task.h"
@@ -76,6 +77,7 @@ std::unique_ptr<StageTask> make_task(const RunConfig& config, const StageSection
   if (type == "mbp_nbp" || type == "nbp" || type == "mbp") {
     return std::make_unique<PretrainTask>(config, stage, ctx, data, split);
   }
+  if (type == "sft") return std::make_unique<SftStage>(config, stage, ctx, data, split);
   throw Error(concat("stage ", stage.name, ": objective ", type, " is not available yet"));
 }
 

@@ -49,6 +49,20 @@ class PipelineTest : public ::testing::Test {
       append_cycle_users(new_logs, "b", "new", 240, 30, 12);
       append_cycle_users(new_logs, "c", "old", 40, 30, 12);
     }
+    {
+      // Items good0..good9 always get 5 stars, bad0..bad9 always 1 star.
+      std::ofstream rated(root_ / "rated.csv");
+      for (int u = 0; u < 200; ++u) {
+        for (int t = 0; t < 12; ++t) {
+          const bool good = (u + t * 3) % 2 == 0;
+          rated << "r" << u << "," << (good ? "good" : "bad") << (u + t) % 10 << "," << t << ","
+                << (good ? 5 : 1) << "\n";
+        }
+      }
+    }
+    PrepareOptions with_ratings;
+    with_ratings.rating_col = 3;
+    prepare_dataset({root_ / "rated.csv"}, with_ratings, root_ / "rated");
     prepare_dataset({root_ / "old.csv"}, PrepareOptions{}, root_ / "old");
     prepare_dataset({root_ / "new.csv"}, PrepareOptions{}, root_ / "new");
   }
@@ -112,6 +126,24 @@ TEST_F(PipelineTest, SecondStageStartsFromTheFirstStagesBestCheckpoint) {
   }
   EXPECT_LT(largest_change, 1e-5);
   EXPECT_TRUE(fs::exists(fs::path(c.run.output_dir) / "final_metrics.json"));
+}
+
+TEST_F(PipelineTest, SftPreferenceThenRatingLearnTheRatingRule) {
+  RunConfig c = config("sft-tasks", root_ / "rated");
+  c.data.split = "chronological";
+  c.stages = {stage("preference", 6), stage("rating", 6)};
+  c.stages[0].objective.type = c.stages[1].objective.type = "sft";
+  c.stages[0].objective.task = "preference";
+  c.stages[0].eval.metric = "auc";
+  c.stages[1].objective.task = "rating";
+  c.stages[1].eval.metric = "rmse";
+  ASSERT_EQ(train(c, {}), TrainStatus::kCompleted);
+  const fs::path run(c.run.output_dir);
+  const json preference = read_json(run / "final_metrics-preference.json");
+  EXPECT_GT(preference["test/auc"].get<double>(), 0.95) << preference.dump(2);
+  const json rating = read_json(run / "final_metrics-rating.json");
+  EXPECT_LT(rating["test/rmse"].get<double>(), 0.5) << rating.dump(2);
+  EXPECT_EQ(rating["test_examples"].get<int>(), 200);
 }
 
 TEST_F(PipelineTest, ResumeSkipsAFinishedStage) {
