@@ -135,9 +135,14 @@ __device__ T block_reduce(T value, Combine combine) {
 using Transpose = cpu::Transpose;  // the same flag as the CPU backend's BLAS wrapper
 
 // Row-major, like cpu::gemm in kernels/blas.h, in strict fp32 (no TF32), queued on ctx's stream:
-//   C[M, N] = op(A) · op(B) + beta · C  (+ bias[N] added to every row when bias is non-null)
+//   C[M, N] = alpha · op(A) · op(B) + beta · C  (+ bias[N] added to every row when bias is
+//   non-null)
 // op(A) is [M, K] (A stored [K, M] when transposed), op(B) is [K, N]; lda, ldb, ldc are row
 // strides. With beta = 0, C is not read. M, N, K > 0.
+void gemm(const Context& ctx, Transpose trans_a, Transpose trans_b, int M, int N, int K,
+          float alpha, const float* A, int lda, const float* B, int ldb, float beta, float* C,
+          int ldc, const float* bias = nullptr);
+// The same with alpha = 1.
 void gemm(const Context& ctx, Transpose trans_a, Transpose trans_b, int M, int N, int K,
           const float* A, int lda, const float* B, int ldb, float beta, float* C, int ldc,
           const float* bias = nullptr);

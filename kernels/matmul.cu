@@ -118,8 +118,8 @@ void bias_gradient(const Context& ctx, float* dbias, const float* dout, int N, i
 }  // namespace
 
 void gemm(const Context& ctx, Transpose trans_a, Transpose trans_b, int M, int N, int K,
-          const float* A, int lda, const float* B, int ldb, float beta, float* C, int ldc,
-          const float* bias) {
+          float alpha, const float* A, int lda, const float* B, int ldb, float beta, float* C,
+          int ldc, const float* bias) {
   CudaHandles* handles = ctx.handles();
   // Column-major: Cᵀ[N, M] = op(B)ᵀ[N, K] · op(A)ᵀ[K, M].
   const cublasOperation_t op_first = to_cublas(trans_b), op_second = to_cublas(trans_a);
@@ -149,11 +149,16 @@ void gemm(const Context& ctx, Transpose trans_a, Transpose trans_b, int M, int N
                                               d.out, d.out, d.preference, 1, &heuristic, &found));
   RECFORGE_CHECK(found > 0, "cuBLASLt has no algorithm for the GEMM M=", M, " N=", N, " K=", K,
                  bias ? " with bias" : "");
-  const float alpha = 1.0f;
   CUBLAS_CHECK(cublasLtMatmul(handles->cublaslt, d.operation, &alpha, B, d.first, A, d.second,
                               &beta, C, d.out, C, d.out, &heuristic.algo,
                               handles->cublaslt_workspace, handles->cublaslt_workspace_bytes,
                               stream_of(ctx)));
+}
+
+void gemm(const Context& ctx, Transpose trans_a, Transpose trans_b, int M, int N, int K,
+          const float* A, int lda, const float* B, int ldb, float beta, float* C, int ldc,
+          const float* bias) {
+  gemm(ctx, trans_a, trans_b, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc, bias);
 }
 
 void matmul_forward(const Context& ctx, float* out, const float* inp, const float* weight,

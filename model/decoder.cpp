@@ -1,12 +1,14 @@
 #include "model/decoder.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "kernels/classifier.h"
 #include "kernels/dropout.h"
 #include "kernels/embedding.h"
 #include "kernels/gelu.h"
 #include "kernels/layernorm.h"
+#include "kernels/lora.h"
 #include "kernels/matmul.h"
 
 namespace recforge {
@@ -16,6 +18,31 @@ namespace {
 constexpr uint64_t kEmbeddingStream = 0;
 uint64_t attention_stream(int layer) { return 1 + 2 * static_cast<uint64_t>(layer); }
 uint64_t mlp_stream(int layer) { return 2 + 2 * static_cast<uint64_t>(layer); }
+// Adapter dropout: one stream per adapted layer, far above the trunk's.
+uint64_t lora_stream(int layer, LoraTarget target) {
+  return (uint64_t{1} << 32) + kNumLoraTargets * static_cast<uint64_t>(layer) +
+         static_cast<uint64_t>(target);
+}
+
+// The weight and bias of one of a block's linear layers (or their gradients).
+template <typename T>
+struct Linear {
+  T *weight, *bias;
+};
+
+template <typename T>
+Linear<T> linear_of(const LayerTensors<T>& t, LoraTarget target) {
+  switch (target) {
+    case LoraTarget::kQkv:
+      return {t.qkv_w, t.qkv_b};
+    case LoraTarget::kAttnOut:
+      return {t.out_w, t.out_b};
+    case LoraTarget::kMlpFc:
+      return {t.fc_w, t.fc_b};
+    default:
+      return {t.proj_w, t.proj_b};
+  }
+}
 
 template <typename T>
 ModelTensors<T> tensors_in(T* base, const ParameterLayout& layout, int n_layer) {
@@ -124,6 +151,7 @@ void Decoder<T>::load_parameters(std::span<const float> values) {
 template <typename T>
 void Decoder<T>::zero_gradients() {
   gradients_.zero(ctx_);
+  if (has_lora()) adapter_gradients_.zero(ctx_);
 }
 
 template <typename T>
@@ -181,16 +209,16 @@ void Decoder<T>::layer_forward(int l, const DeviceBatch& batch) {
   const int N = batch.num_tokens(), C = config_.d_model, F = config_.mlp_width();
   const LayerTensors<T>& w = weights_.layers[l];
   LayerActivations& a = layers_[l];
-  matmul_forward(ctx_, a.qkv, a.ln1.out, w.qkv_w, w.qkv_b, N, C, 3 * C);  // [N, 3C]
+  linear_forward(l, LoraTarget::kQkv, a.qkv, a.ln1.out, N);  // [N, 3C]
   attention_forward(ctx_, a.att, a.lse, a.qkv, batch.sequences(),
-                    attention_shape(last_options_.mask));             // [N, C], [N, NH]
-  matmul_forward(ctx_, a.attproj, a.att, w.out_w, w.out_b, N, C, C);  // [N, C]
+                    attention_shape(last_options_.mask));        // [N, C], [N, NH]
+  linear_forward(l, LoraTarget::kAttnOut, a.attproj, a.att, N);  // [N, C]
   dropout(a.attproj, N, attention_stream(l));
   residual_layernorm_forward(ctx_, a.residual2, a.ln2.out, a.ln2.mean, a.ln2.rstd, layer_input(l),
                              a.attproj, w.ln2_w, w.ln2_b, N, C);
-  matmul_forward(ctx_, a.fch, a.ln2.out, w.fc_w, w.fc_b, N, C, F);  // [N, F]
+  linear_forward(l, LoraTarget::kMlpFc, a.fch, a.ln2.out, N);  // [N, F]
   gelu_forward(ctx_, a.fch_gelu, a.fch, static_cast<int64_t>(N) * F);
-  matmul_forward(ctx_, a.fcproj, a.fch_gelu, w.proj_w, w.proj_b, N, F, C);  // [N, C]
+  linear_forward(l, LoraTarget::kMlpProj, a.fcproj, a.fch_gelu, N);  // [N, C]
   dropout(a.fcproj, N, mlp_stream(l));
   bool last = l + 1 == config_.n_layer;
   const T* next_w = last ? weights_.lnf_w : weights_.layers[l + 1].ln1_w;
@@ -229,13 +257,14 @@ void Decoder<T>::backward(const DeviceBatch& batch) {
   const int last = config_.n_layer - 1;
   // grad_.residual accumulates ∂L/∂(residual stream) from the top down.
   zero_bytes(ctx_, grad_.residual, static_cast<size_t>(N) * C * sizeof(T));
-  layernorm_backward(ctx_, grad_.residual, weight_gradients_.lnf_w, weight_gradients_.lnf_b,
-                     grad_.hidden, layers_[last].residual3, weights_.lnf_w, final_norm_.mean,
-                     final_norm_.rstd, N, C);
+  const ModelTensors<T>& g = weight_gradients_;
+  layernorm_backward(ctx_, grad_.residual, base_frozen_ ? nullptr : g.lnf_w,
+                     base_frozen_ ? nullptr : g.lnf_b, grad_.hidden, layers_[last].residual3,
+                     weights_.lnf_w, final_norm_.mean, final_norm_.rstd, N, C);
   for (int l = last; l >= 0; --l) layer_backward(l, batch);
   const T* dencoded = dropout_gradient(grad_.residual, grad_.channels, N, kEmbeddingStream);
-  embedding_backward(ctx_, weight_gradients_.wte, weight_gradients_.wpe, dencoded,
-                     batch.token_index(), batch.position_index(), C);
+  embedding_backward(ctx_, g.wte, base_frozen_ ? nullptr : g.wpe, dencoded, batch.token_index(),
+                     batch.position_index(), C);
 }
 
 // Backward of layer_forward, in reverse. On entry grad_.residual holds ∂L/∂r3; on exit ∂L/∂x.
@@ -247,20 +276,188 @@ void Decoder<T>::layer_backward(int l, const DeviceBatch& batch) {
   const LayerActivations& a = layers_[l];
   // r3 = r2 + dropout(fcproj): the MLP branch sees ∂L/∂r3 through the dropout mask.
   const T* dfcproj = dropout_gradient(grad_.residual, grad_.channels, N, mlp_stream(l));
-  matmul_backward(ctx_, grad_.mlp, g.proj_w, g.proj_b, dfcproj, a.fch_gelu, w.proj_w, N, F, C);
+  linear_backward(l, LoraTarget::kMlpProj, grad_.mlp, dfcproj, a.fch_gelu, N);
   gelu_backward(ctx_, grad_.mlp, a.fch, grad_.mlp, static_cast<int64_t>(N) * F);
-  matmul_backward(ctx_, grad_.channels2, g.fc_w, g.fc_b, grad_.mlp, a.ln2.out, w.fc_w, N, C, F);
-  layernorm_backward(ctx_, grad_.residual, g.ln2_w, g.ln2_b, grad_.channels2, a.residual2, w.ln2_w,
+  linear_backward(l, LoraTarget::kMlpFc, grad_.channels2, grad_.mlp, a.ln2.out, N);
+  layernorm_backward(ctx_, grad_.residual, base_frozen_ ? nullptr : g.ln2_w,
+                     base_frozen_ ? nullptr : g.ln2_b, grad_.channels2, a.residual2, w.ln2_w,
                      a.ln2.mean, a.ln2.rstd, N, C);  // now ∂L/∂r2
   // r2 = x + dropout(attproj)
   const T* dattproj = dropout_gradient(grad_.residual, grad_.channels, N, attention_stream(l));
-  matmul_backward(ctx_, grad_.channels2, g.out_w, g.out_b, dattproj, a.att, w.out_w, N, C, C);
+  linear_backward(l, LoraTarget::kAttnOut, grad_.channels2, dattproj, a.att, N);
   attention_backward(ctx_, grad_.qkv, grad_.delta, grad_.channels2, a.qkv, a.att, a.lse,
                      batch.sequences(), attention_shape(last_options_.mask));
-  matmul_backward(ctx_, grad_.channels, g.qkv_w, g.qkv_b, grad_.qkv, a.ln1.out, w.qkv_w, N, C,
-                  3 * C);
-  layernorm_backward(ctx_, grad_.residual, g.ln1_w, g.ln1_b, grad_.channels, layer_input(l),
-                     w.ln1_w, a.ln1.mean, a.ln1.rstd, N, C);  // now ∂L/∂x
+  linear_backward(l, LoraTarget::kQkv, grad_.channels, grad_.qkv, a.ln1.out, N);
+  layernorm_backward(ctx_, grad_.residual, base_frozen_ ? nullptr : g.ln1_w,
+                     base_frozen_ ? nullptr : g.ln1_b, grad_.channels, layer_input(l), w.ln1_w,
+                     a.ln1.mean, a.ln1.rstd, N, C);  // now ∂L/∂x
+}
+
+template <typename T>
+void Decoder<T>::linear_forward(int l, LoraTarget target, T* out, const T* inp, int N) {
+  const int in = lora_in_features(config_, target),
+            out_features = lora_out_features(config_, target);
+  const Linear<T> w = linear_of(weights_.layers[l], target);
+  if (adapter_active(target)) {
+    lora_forward(ctx_, out, lora_sites_[l][static_cast<int>(target)].u, lora_dropped_, inp,
+                 w.weight, w.bias, lora_weights(l, target), N, in, out_features);
+  } else {
+    matmul_forward(ctx_, out, inp, w.weight, w.bias, N, in, out_features);
+  }
+}
+
+// A frozen base passes null weight gradients; an adapted layer's dinp comes from lora_backward,
+// with matmul_backward adding only the base weight's gradients when the base trains.
+template <typename T>
+void Decoder<T>::linear_backward(int l, LoraTarget target, T* dinp, const T* dout, const T* inp,
+                                 int N) {
+  const int in = lora_in_features(config_, target),
+            out_features = lora_out_features(config_, target);
+  const Linear<T> w = linear_of(weights_.layers[l], target);
+  const Linear<T> g =
+      base_frozen_ ? Linear<T>{nullptr, nullptr} : linear_of(weight_gradients_.layers[l], target);
+  if (!adapter_active(target)) {
+    matmul_backward(ctx_, dinp, g.weight, g.bias, dout, inp, w.weight, N, in, out_features);
+    return;
+  }
+  const LoraSite& site = lora_sites_[l][static_cast<int>(target)];
+  lora_backward(ctx_, dinp, site.da, site.db, lora_du_, lora_dropped_, dout, inp, site.u, w.weight,
+                lora_weights(l, target), N, in, out_features);
+  if (g.weight) {
+    matmul_backward(ctx_, static_cast<T*>(nullptr), g.weight, g.bias, dout, inp, w.weight, N, in,
+                    out_features);
+  }
+}
+
+// ---- LoRA ------------------------------------------------------------------------------------
+
+template <typename T>
+bool Decoder<T>::adapter_active(LoraTarget target) const {
+  return has_lora() && !lora_merged_ && last_options_.use_adapters && lora_layout_->adapts(target);
+}
+
+template <typename T>
+LoraWeights<T> Decoder<T>::lora_weights(int l, LoraTarget target) const {
+  const LoraConfig& config = lora_layout_->config();
+  const LoraSite& site = lora_sites_[l][static_cast<int>(target)];
+  const float p = last_options_.training ? config.dropout : 0.0f;
+  return {site.a, site.b, config.rank, config.scale(),
+          DropoutParams{p, last_options_.dropout_seed, lora_stream(l, target)}};
+}
+
+template <typename T>
+void Decoder<T>::enable_lora(const LoraConfig& config, uint64_t seed) {
+  lora_layout_.emplace(config_, config);
+  lora_merged_ = false;
+  adapter_parameters_ = Buffer<T>(ctx_.device(), lora_layout_->total_size());
+  adapter_gradients_ = Buffer<T>(ctx_.device(), lora_layout_->total_size());
+  allocate_lora_activations();
+  load_adapter_parameters(initial_lora_parameters(*lora_layout_, seed));
+  adapter_gradients_.zero(ctx_);
+}
+
+// Per adapted layer its u [N, r]; shared by all of them the backward's du [N, r] and, with adapter
+// dropout, drop(x) [N, widest input]. Carved like the activations: measure, then place.
+template <typename T>
+void Decoder<T>::allocate_lora_activations() {
+  const LoraLayout& layout = *lora_layout_;
+  const int r = layout.config().rank;
+  int widest_input = 0;
+  for (LoraTarget target : layout.config().resolved_targets()) {
+    widest_input = std::max(widest_input, lora_in_features(config_, target));
+  }
+  auto carve = [&](T* base) {
+    Carver<T> carver(base, max_tokens_);
+    lora_sites_.assign(config_.n_layer, {});
+    for (int l = 0; l < config_.n_layer; ++l) {
+      for (LoraTarget target : layout.config().resolved_targets()) {
+        const int64_t a = layout.lora_a(l, target).offset, b = layout.lora_b(l, target).offset;
+        lora_sites_[l][static_cast<int>(target)] =
+            LoraSite{adapter_parameters_.data() + a, adapter_parameters_.data() + b,
+                     adapter_gradients_.data() + a, adapter_gradients_.data() + b, carver.take(r)};
+      }
+    }
+    lora_du_ = carver.take(r);
+    lora_dropped_ = layout.config().dropout > 0.0f ? carver.take(widest_input) : nullptr;
+    return carver.used();
+  };
+  lora_activations_ = Buffer<T>(ctx_.device(), carve(nullptr));
+  carve(lora_activations_.data());
+}
+
+template <typename T>
+const LoraLayout& Decoder<T>::lora_layout() const {
+  RECFORGE_CHECK(has_lora(), "the decoder has no LoRA adapters (call enable_lora first)");
+  return *lora_layout_;
+}
+
+template <typename T>
+void Decoder<T>::load_adapter_parameters(std::span<const float> values) {
+  const LoraLayout& layout = lora_layout();
+  RECFORGE_CHECK(!lora_merged_, "the LoRA adapters are merged into the weights: unmerge_lora() ",
+                 "before loading new adapter values");
+  RECFORGE_CHECK(values.size() == static_cast<size_t>(layout.total_size()), "expected ",
+                 layout.total_size(), " adapter values, got ", values.size());
+  std::vector<T> converted(values.begin(), values.end());
+  adapter_parameters_.upload(converted);
+}
+
+template <typename T>
+void Decoder<T>::merge_lora() {
+  RECFORGE_CHECK(!lora_merged_, "merge_lora: the LoRA adapters are already merged");
+  apply_lora_merge(+1);
+  lora_merged_ = true;
+}
+
+template <typename T>
+void Decoder<T>::unmerge_lora() {
+  RECFORGE_CHECK(lora_merged_, "unmerge_lora: the LoRA adapters are not merged");
+  apply_lora_merge(-1);
+  lora_merged_ = false;
+}
+
+// W ← W + sign · s · B·A for every adapted layer. Every new weight is computed (in double on the
+// host) and checked before any is written back, so a refusal leaves the model as it was.
+template <typename T>
+void Decoder<T>::apply_lora_merge(int sign) {
+  const LoraLayout& layout = lora_layout();
+  const std::vector<T> adapters = adapter_parameters_.download();
+  const double s = sign * static_cast<double>(layout.config().scale());
+  const int64_t r = layout.config().rank;
+  struct Update {
+    T* weight;  // on the device
+    std::vector<T> values;
+  };
+  std::vector<Update> updates;
+  for (int l = 0; l < config_.n_layer; ++l) {
+    for (LoraTarget target : layout.config().resolved_targets()) {
+      const T* a = adapters.data() + layout.lora_a(l, target).offset;  // [r, in]
+      const T* b = adapters.data() + layout.lora_b(l, target).offset;  // [out, r]
+      const std::string name = LoraLayout::base_weight_name(l, target);
+      const ParameterInfo& info = layout_.at(name);
+      const int64_t out = info.shape[0], in = info.shape[1];
+      Update update{parameters_.data() + info.offset, std::vector<T>(info.size)};
+      copy_bytes(update.values.data(), Device::kCpu, update.weight, ctx_.device(),
+                 info.size * sizeof(T));
+      for (int64_t o = 0; o < out; ++o) {
+        for (int64_t c = 0; c < in; ++c) {
+          double delta = 0.0;
+          for (int64_t k = 0; k < r; ++k) delta += double(b[o * r + k]) * double(a[k * in + c]);
+          T& w = update.values[o * in + c];
+          const T merged = static_cast<T>(static_cast<double>(w) + s * delta);
+          RECFORGE_CHECK(std::isfinite(merged), sign > 0 ? "merge_lora" : "unmerge_lora", ": ",
+                         name, " ", sign > 0 ? "+" : "−", " s·B·A is not finite at [", o, ", ", c,
+                         "] (", w, " and s·(B·A) = ", s * delta, "); the weights are unchanged");
+          w = merged;
+        }
+      }
+      updates.push_back(std::move(update));
+    }
+  }
+  for (const Update& update : updates) {
+    copy_bytes(update.weight, ctx_.device(), update.values.data(), Device::kCpu,
+               update.values.size() * sizeof(T));
+  }
 }
 
 template class Decoder<float>;

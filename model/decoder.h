@@ -9,15 +9,19 @@
 // the tied output layer); backward() then carries that gradient through the trunk.
 #pragma once
 
+#include <array>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "kernels/attention.h"
 #include "kernels/buffer.h"
+#include "kernels/lora.h"
 #include "model/batch.h"
 #include "model/config.h"
+#include "model/lora.h"
 #include "model/parameters.h"
 
 namespace recforge {
@@ -26,6 +30,7 @@ struct ForwardOptions {
   AttentionMask mask = AttentionMask::kCausal;
   bool training = false;      // applies dropout when the config has any
   uint64_t dropout_seed = 0;  // one per step: the same seed gives the same masks on any device
+  bool use_adapters = true;   // false runs the base model without its LoRA adapters (a reference)
 };
 
 // Pointers to every tensor of one layer inside a flat buffer (parameters or their gradients).
@@ -72,8 +77,33 @@ class Decoder {
   void logits(T* out, int num_tokens);
 
   // Carries hidden_gradient() back through the trunk of the last forward(), accumulating into
-  // gradients().
+  // gradients() (and the adapters' into adapter_gradients() when the forward used them).
   void backward(const DeviceBatch& batch);
+
+  // ---- LoRA (model/lora.h) ----------------------------------------------------------------
+  // Adds adapters (A from `seed`, B = 0) and their gradients to the targeted layers, replacing any
+  // earlier ones; a merged adapter's update stays in the weights. The forward then computes
+  // x·Wᵀ + b + s·(drop(x)·Aᵀ)·Bᵀ for every targeted layer (ForwardOptions::use_adapters).
+  void enable_lora(const LoraConfig& config, uint64_t seed);
+  bool has_lora() const { return lora_layout_.has_value(); }
+  const LoraLayout& lora_layout() const;
+  Buffer<T>& adapter_parameters() { return adapter_parameters_; }  // lora_layout() order
+  const Buffer<T>& adapter_parameters() const { return adapter_parameters_; }
+  Buffer<T>& adapter_gradients() { return adapter_gradients_; }
+  const Buffer<T>& adapter_gradients() const { return adapter_gradients_; }
+  // Copies host values (lora_layout() order, total_size() of them) into the adapters.
+  void load_adapter_parameters(std::span<const float> values);
+  // A frozen base gets no gradient for its linear weights and biases, layer norms and position
+  // embeddings (they stay as zero_gradients() left them); the token embedding's gradient is still
+  // accumulated (new item rows may train), as are the adapters'.
+  void set_base_frozen(bool frozen) { base_frozen_ = frozen; }
+  bool base_frozen() const { return base_frozen_; }
+  // W ← W + s·B·A for every adapted layer, computed on the host in double and rounded to T; the
+  // forward then skips the adapters. Throws, changing nothing, when any merged weight would not be
+  // finite. unmerge_lora() subtracts the same product (W is restored up to rounding).
+  void merge_lora();
+  void unmerge_lora();
+  bool lora_merged() const { return lora_merged_; }
 
  private:
   struct Norm {
@@ -95,6 +125,11 @@ class Decoder {
   struct GradientScratch {
     T *hidden, *residual, *channels, *channels2, *mlp, *qkv, *delta;
   };
+  // One adapted layer: its adapter, the adapter's gradients and its saved u [N, r]; all null when
+  // the target is not adapted.
+  struct LoraSite {
+    T *a, *b, *da, *db, *u;
+  };
 
   void allocate_activations();
   const T* layer_input(int l) const;
@@ -104,6 +139,14 @@ class Decoder {
   const T* dropout_gradient(const T* dout, T* scratch, int N, uint64_t stream) const;
   void layer_forward(int l, const DeviceBatch& batch);
   void layer_backward(int l, const DeviceBatch& batch);
+  // The targeted linear layer of block l: out[N, out] = inp[N, in] · Wᵀ + b (+ its adapter).
+  void linear_forward(int l, LoraTarget target, T* out, const T* inp, int N);
+  // dinp [N, in] = ∂L/∂inp (overwritten) and the weights' gradients from dout [N, out].
+  void linear_backward(int l, LoraTarget target, T* dinp, const T* dout, const T* inp, int N);
+  bool adapter_active(LoraTarget target) const;
+  LoraWeights<T> lora_weights(int l, LoraTarget target) const;
+  void allocate_lora_activations();
+  void apply_lora_merge(int sign);
 
   Context ctx_;
   ModelConfig config_;
@@ -116,6 +159,13 @@ class Decoder {
   Norm final_norm_;
   GradientScratch grad_;
   ForwardOptions last_options_;
+
+  std::optional<LoraLayout> lora_layout_;
+  Buffer<T> adapter_parameters_, adapter_gradients_, lora_activations_;
+  std::vector<std::array<LoraSite, kNumLoraTargets>> lora_sites_;  // [n_layer]
+  T* lora_dropped_ = nullptr;  // [N, max in] drop(x) scratch (only with adapter dropout)
+  T* lora_du_ = nullptr;       // [N, r] backward scratch
+  bool base_frozen_ = false, lora_merged_ = false;
 };
 
 extern template class Decoder<float>;
