@@ -1,5 +1,6 @@
 // The tied output layer fused with softmax cross-entropy on the GPU, chunked over the vocabulary
-// so the [N, V] logits never exist: only one [N, chunk] tile does, in scratch.
+// so the [N, V] logits never exist: only one [N, chunk] tile does, in scratch (the shared chunk
+// loop is kernels/vocab_chunks.cuh).
 //
 //   pass 1, per vocabulary chunk [v0, v0 + chunk):
 //     tile = hidden · wte[v0 : v0 + chunk]ᵀ                               (cuBLASLt)
@@ -19,28 +20,12 @@
 #include <cmath>
 
 #include "kernels/classifier.h"
-#include "kernels/cuda_common.cuh"
+#include "kernels/vocab_chunks.cuh"
 
 namespace recforge::cuda {
 namespace {
 
-constexpr int kMaxChunk = 8192;                      // vocabulary entries per tile
-constexpr size_t kMaxTileBytes = size_t{256} << 20;  // bound on the logits tile
-constexpr int kRowThreads = 256;                     // threads per row in the statistics kernel
-constexpr int kWarpsPerBlock = 8;                    // rows per block in the loss kernel
-
-// stats[n] ← merge(stats[n], online softmax of tile[n, 0:chunk]); the first chunk overwrites.
-__global__ void __launch_bounds__(kRowThreads)
-    update_row_stats(OnlineSoftmax* stats, const float* tile, int chunk, bool first_chunk) {
-  const int n = blockIdx.x;
-  const float* row = tile + static_cast<int64_t>(n) * chunk;
-  OnlineSoftmax state{-INFINITY, 0.0f};
-  for (int v = threadIdx.x; v < chunk; v += blockDim.x) {
-    state = online_softmax_merge(state, OnlineSoftmax{row[v], 1.0f});
-  }
-  state = block_reduce(state, MergeSoftmax{});
-  if (threadIdx.x == 0) stats[n] = first_chunk ? state : online_softmax_merge(stats[n], state);
-}
+constexpr int kWarpsPerBlock = 8;  // rows per block in the loss kernel
 
 // lse[n] = max + log(sum); losses[n] = Σ_k w_k · (lse[n] − hidden[n] · wte[targets[n, k]]) and
 // row_weight[n] = Σ_k w_k over the targets that are not ignored (both 0 when all are). One warp
@@ -99,21 +84,6 @@ __global__ void logits_to_dlogits(float* tile, const float* lse, const float* ro
   }
 }
 
-// Vocabulary entries per tile: kMaxChunk, fewer when N rows would push the tile past
-// kMaxTileBytes (rounded down to a multiple of 64 so chunk starts stay aligned for cuBLASLt).
-int chunk_size(int N, int V) {
-  int64_t fit = static_cast<int64_t>(kMaxTileBytes / sizeof(float)) / N;
-  if (fit >= 64) fit = fit / 64 * 64;
-  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>({fit, kMaxChunk, V})));
-}
-
-// tile[N, chunk] = hidden[N, C] · wte_chunk[chunk, C]ᵀ
-void logits_tile(const Context& ctx, float* tile, const float* hidden, const float* wte_chunk,
-                 int N, int C, int chunk) {
-  gemm(ctx, Transpose::kNo, Transpose::kYes, N, chunk, C, hidden, C, wte_chunk, C, 0.0f, tile,
-       chunk);
-}
-
 }  // namespace
 
 void classifier_forward_backward(const Context& ctx, float* losses, float* dhidden, float* dwte,
@@ -121,7 +91,7 @@ void classifier_forward_backward(const Context& ctx, float* losses, float* dhidd
                                  TargetWeights weights, int N, int C, int V, float loss_scale,
                                  int32_t ignore_index) {
   if (N == 0) return;
-  const int max_chunk = chunk_size(N, V);
+  const int max_chunk = vocab_chunk_size(N, V);
   const size_t tile_floats = static_cast<size_t>(N) * max_chunk;
   // One scratch region: [tile: N × max_chunk floats][stats: N pairs][lse: N][row_weight: N].
   auto* tile = static_cast<float*>(scratch(
@@ -131,12 +101,7 @@ void classifier_forward_backward(const Context& ctx, float* losses, float* dhidd
   float* row_weight = lse + N;
   cudaStream_t stream = stream_of(ctx);
 
-  for (int v0 = 0; v0 < V; v0 += max_chunk) {
-    const int chunk = std::min(max_chunk, V - v0);
-    logits_tile(ctx, tile, hidden, wte + static_cast<int64_t>(v0) * C, N, C, chunk);
-    update_row_stats<<<N, kRowThreads, 0, stream>>>(stats, tile, chunk, v0 == 0);
-    CUDA_CHECK_LAUNCH();
-  }
+  vocab_softmax_stats(ctx, stats, tile, hidden, wte, N, C, V, max_chunk);
   finish_losses<<<ceil_div(N, kWarpsPerBlock), kWarpsPerBlock * kWarpSize, 0, stream>>>(
       losses, lse, row_weight, stats, hidden, wte, targets, weights, N, C, V, ignore_index);
   CUDA_CHECK_LAUNCH();
@@ -151,12 +116,8 @@ void classifier_forward_backward(const Context& ctx, float* losses, float* dhidd
                         kElementwiseThreads, 0, stream>>>(tile, lse, row_weight, targets, weights,
                                                           N, chunk, v0, loss_scale, ignore_index);
     CUDA_CHECK_LAUNCH();
-    // dhidden[N, C] += tile[N, chunk] · wte_chunk[chunk, C]
-    gemm(ctx, Transpose::kNo, Transpose::kNo, N, C, chunk, tile, chunk, wte_chunk, C, 1.0f, dhidden,
-         C);
-    // dwte[chunk rows, C] += tile[N, chunk]ᵀ · hidden[N, C]
-    gemm(ctx, Transpose::kYes, Transpose::kNo, chunk, C, N, tile, chunk, hidden, C, 1.0f,
-         dwte + static_cast<int64_t>(v0) * C, C);
+    apply_dlogits_tile(ctx, dhidden, dwte + static_cast<int64_t>(v0) * C, tile, hidden, wte_chunk,
+                       N, C, chunk);
   }
 }
 

@@ -1,52 +1,12 @@
-#include <omp.h>
-
 #include <algorithm>
 #include <cmath>
-#include <limits>
-#include <vector>
 
-#include "kernels/blas.h"
 #include "kernels/classifier.h"
-#include "kernels/cpu_math.h"
-#include "kernels/parallel.h"
+#include "kernels/vocab_panels.h"
 
 namespace recforge {
 namespace cpu {
 namespace {
-
-// Per-thread scratch, kept between calls so steady-state steps do not allocate.
-template <typename T>
-struct ThreadScratch {
-  std::vector<T> panel;      // [rows, V] logits, then dlogits
-  std::vector<T> dwte_part;  // [V, C] this thread's share of dwte
-};
-
-template <typename T>
-ThreadScratch<T>& thread_scratch() {
-  thread_local ThreadScratch<T> scratch;
-  return scratch;
-}
-
-template <typename T>
-struct RowSoftmax {
-  T lse;  // log Σ_v exp(logit_v)
-  T sum;  // Σ_v exp(logit_v − max)
-};
-
-// Turns one row of logits into exp(logit − max) in place.
-template <typename T>
-RowSoftmax<T> exponentiate_row(T* row, int V) {
-  T max = -std::numeric_limits<T>::infinity();
-#pragma omp simd reduction(max : max)
-  for (int v = 0; v < V; ++v) max = std::max(max, row[v]);
-  T sum = 0;
-#pragma omp simd reduction(+ : sum)
-  for (int v = 0; v < V; ++v) {
-    row[v] = vexp(row[v] - max);
-    sum += row[v];
-  }
-  return {max + std::log(sum), sum};
-}
 
 // Row r's weighted targets: the valid ones (not ignore_index) with their weights, and W = Σ w.
 template <typename T>
@@ -78,7 +38,7 @@ void panel_forward_backward(T* losses, T* dhidden_rows, T* dwte_part, T* panel,
                             const T* hidden_rows, const T* wte, const int32_t* targets,
                             const TargetWeights& weights, int rows, int C, int V, T loss_scale,
                             int32_t ignore_index) {
-  gemm(Transpose::kNo, Transpose::kYes, rows, V, C, T(1), hidden_rows, C, wte, C, T(0), panel, V);
+  logits_panel(panel, hidden_rows, wte, rows, C, V);
   for (int r = 0; r < rows; ++r) {
     T* row = panel + static_cast<int64_t>(r) * V;
     const RowTargets<T> t =
@@ -100,10 +60,9 @@ void panel_forward_backward(T* losses, T* dhidden_rows, T* dwte_part, T* panel,
     for (int v = 0; v < V; ++v) row[v] *= scale;
     for (int k = 0; k < t.count; ++k) row[t.index[k]] -= loss_scale * t.weight[k];
   }
-  if (!dhidden_rows) return;
-  gemm(Transpose::kNo, Transpose::kNo, rows, C, V, T(1), panel, V, wte, C, T(0), dhidden_rows, C);
-  gemm(Transpose::kYes, Transpose::kNo, V, C, rows, T(1), panel, V, hidden_rows, C, T(1), dwte_part,
-       C);
+  if (dhidden_rows) {
+    apply_dlogits_panel(dhidden_rows, dwte_part, panel, hidden_rows, wte, rows, C, V);
+  }
 }
 
 }  // namespace
@@ -119,36 +78,12 @@ void classifier_forward_backward(T* losses, T* dhidden, T* dwte, const T* hidden
                    " is outside [0, ", V, ")");
   }
   const bool backward = dhidden != nullptr;
-  const int rows_per_panel = panel_rows<T>(V);
-  const int threads = omp_get_max_threads();
-  std::vector<T*> parts(threads, nullptr);
-#pragma omp parallel num_threads(threads)
-  {
-    const int t = omp_get_thread_num(), team = omp_get_num_threads();
-    ThreadScratch<T>& scratch = thread_scratch<T>();
-    scratch.panel.resize(static_cast<size_t>(rows_per_panel) * V);
-    if (backward) {
-      scratch.dwte_part.assign(static_cast<size_t>(V) * C, T(0));
-      parts[t] = scratch.dwte_part.data();
-    }
-    // Each thread owns a fixed, contiguous range of panels, so no sum depends on scheduling.
-    Range panels = partition((N + rows_per_panel - 1) / rows_per_panel, t, team);
-    for (int64_t p = panels.begin; p < panels.end; ++p) {
-      const int64_t row0 = p * rows_per_panel;
-      const int rows = static_cast<int>(std::min<int64_t>(rows_per_panel, N - row0));
-      panel_forward_backward(losses + row0, backward ? dhidden + row0 * C : nullptr,
-                             scratch.dwte_part.data(), scratch.panel.data(), hidden + row0 * C, wte,
-                             targets + row0 * K, weights, rows, C, V, loss_scale, ignore_index);
-    }
-#pragma omp barrier
-    // dwte += Σ_t parts[t] in thread order, each thread summing its own slice of the table.
-    if (backward) {
-      Range slice = partition(static_cast<int64_t>(V) * C, t, team);
-      for (int part = 0; part < team; ++part) {
-        for (int64_t i = slice.begin; i < slice.end; ++i) dwte[i] += parts[part][i];
-      }
-    }
-  }
+  for_each_vocab_panel<T>(
+      N, C, V, backward ? dwte : nullptr, [&](int64_t row0, int rows, T* panel, T* dwte_part) {
+        panel_forward_backward(losses + row0, backward ? dhidden + row0 * C : nullptr, dwte_part,
+                               panel, hidden + row0 * C, wte, targets + row0 * K, weights, rows, C,
+                               V, loss_scale, ignore_index);
+      });
 }
 
 template void classifier_forward_backward<float>(float*, float*, float*, const float*, const float*,

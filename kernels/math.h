@@ -147,4 +147,18 @@ RECFORGE_HD T sampled_logit_gradient(T logit, T lse, T scale, bool is_positive) 
   return is_positive ? grad - scale : grad;
 }
 
+// ---- Logistic functions, stable for any argument (kernels/dpo_loss.h) ------------------------
+//   softplus(x) = log(1 + eˣ) = max(x, 0) + log1p(e^−|x|),  so −log σ(x) = softplus(−x)
+//   σ(x) = 1 / (1 + e^−x), written with e^−|x| so neither sign overflows
+template <typename T>
+RECFORGE_HD T softplus(T x) {
+  return std::fmax(x, T(0)) + std::log1p(std::exp(-std::fabs(x)));
+}
+
+template <typename T>
+RECFORGE_HD T sigmoid(T x) {
+  const T e = std::exp(-std::fabs(x));
+  return x >= T(0) ? T(1) / (T(1) + e) : e / (T(1) + e);
+}
+
 }  // namespace recforge
