@@ -58,6 +58,7 @@ void run_eval(const EvalCommandOptions& options) {
   eval.ks = parse_ks(options.ks);
   eval.batch_size = options.batch_size;
   eval.masked = loaded.masked;
+  eval.prompt = loaded.prompt;
   nlohmann::json result = {{"checkpoint", checkpoint.string()},
                            {"split", options.split},
                            {"protocol", options.protocol},

@@ -48,8 +48,9 @@ void run_recommend(const RecommendOptions& options) {
   CheckpointedModel loaded = open_checkpointed_model(ctx, checkpoint, 1);
   Dataset data = Dataset::open(options.source.data_path(loaded));
   std::vector<int32_t> history = history_items(data, options);
-  const std::vector<Recommendation> top = recommend(
-      *loaded.model, data.num_items(), history, options.k, options.exclude_history, loaded.masked);
+  const std::vector<Recommendation> top =
+      recommend(*loaded.model, data.num_items(), history, options.k, options.exclude_history,
+                loaded.masked, loaded.prompt);
   for (size_t i = 0; i < top.size(); ++i) {
     std::printf("%zu\t%s\t%.4f\n", i + 1, data.item_name(top[i].item).c_str(), top[i].score);
   }

@@ -6,6 +6,7 @@
 #include "model/checkpoint.h"
 #include "model/parameters.h"
 #include "model/vocabulary.h"
+#include "train/checkpointed_model.h"
 
 namespace recforge {
 namespace {
@@ -90,7 +91,8 @@ StageStart resolve_stage_start(const RunConfig& config, size_t stage_index,
     start.new_items = data.num_items();
     return start;
   }
-  const CheckpointData from = load_checkpoint(*start.checkpoint);
+  CheckpointData from = load_checkpoint(*start.checkpoint);
+  from.parameters = merged_parameters(*start.checkpoint, from);
   const int32_t checkpoint_items = from.model_config.vocab_size - kFirstItemToken;
   const Dataset data = Dataset::open(start.data_path);
   std::vector<std::string> vocabulary = from.item_ids;

@@ -13,8 +13,10 @@
 #include "kernels/global_norm.h"
 #include "model/checkpoint.h"
 #include "model/decoder.h"
+#include "model/peft.h"
 #include "model/vocabulary.h"
 #include "train/dataset.h"
+#include "train/dpo_stage.h"
 #include "train/optimizer.h"
 #include "train/pretrain_task.h"
 #include "train/run_log.h"
@@ -78,17 +80,35 @@ std::unique_ptr<StageTask> make_task(const RunConfig& config, const StageSection
     return std::make_unique<PretrainTask>(config, stage, ctx, data, split);
   }
   if (type == "sft") return std::make_unique<SftStage>(config, stage, ctx, data, split);
+  if (type == "dpo") {
+    return std::make_unique<DpoStage>(config, stage, ctx, data, split,
+                                      stage.finetune.method == "lora");
+  }
   throw Error(concat("stage ", stage.name, ": objective ", type, " is not available yet"));
 }
 
-// The optimizer's groups: the whole model, except that with known_items frozen (or at their own
-// learning rate) the embedding rows of the checkpoint's items form their own group (or none).
+LoraConfig lora_config(const LoraSection& s) {
+  LoraConfig config;
+  config.rank = s.rank;
+  config.alpha = s.alpha;
+  config.rslora = s.rslora;
+  config.dropout = s.dropout;
+  config.targets = s.targets;
+  return config;
+}
+
+// The optimizer's groups. Full fine-tuning: the whole model, except that with known_items frozen
+// (or at their own learning rate) the embedding rows of the checkpoint's items form their own
+// group (or none). LoRA: the adapters, the special-token rows (task and answer tokens the
+// pre-trained model never saw), the new items' rows and, unless frozen, the known items' rows.
 std::vector<ParameterGroup> trainable_groups(Decoder<float>& model, const FinetuneSection& finetune,
                                              const StageStart& start) {
   const ParameterLayout& layout = model.layout();
   ParameterGroup all = whole_buffer(model.parameters(), model.gradients(), layout.num_decayed());
-  const bool separate = start.checkpoint && start.known_items > 0 &&
-                        (finetune.known_items == "frozen" || finetune.known_items_lr_scale != 1.0f);
+  const bool lora = finetune.method == "lora";
+  const bool separate =
+      lora || (start.checkpoint && start.known_items > 0 &&
+               (finetune.known_items == "frozen" || finetune.known_items_lr_scale != 1.0f));
   if (!separate) return {all};
   const int64_t C = model.config().d_model;
   const int64_t known_begin = layout.offset("wte") + kFirstItemToken * C;
@@ -99,12 +119,34 @@ std::vector<ParameterGroup> trainable_groups(Decoder<float>& model, const Finetu
     return ParameterGroup{all.parameters + begin, all.gradients + begin, end - begin, decayed};
   };
   std::vector<ParameterGroup> groups = {range(0, known_begin)};
-  if (finetune.known_items == "train") {
+  if (finetune.known_items == "train" && known_end > known_begin) {
     groups.push_back(range(known_begin, known_end));
     groups.back().lr_scale = finetune.known_items_lr_scale;
   }
-  groups.push_back(range(known_end, layout.total_size()));
+  if (!lora) {
+    groups.push_back(range(known_end, layout.total_size()));
+    return groups;
+  }
+  const int64_t wte_end = layout.offset("wte") + model.config().vocab_size * C;
+  if (wte_end > known_end) groups.push_back(range(known_end, wte_end));
+  groups.push_back(whole_buffer(model.adapter_parameters(), model.adapter_gradients(),
+                                model.lora_layout().total_size()));
   return groups;
+}
+
+// The adapters saved in a checkpoint directory (PEFT layout) into a decoder that already has
+// adapters of the same configuration, keeping its buffers (the optimizer points into them).
+void load_adapter_values(const fs::path& dir, Decoder<float>& model) {
+  Decoder<float> probe(Context::cpu(), model.config(), 1);
+  load_peft_adapter(dir, probe);
+  const LoraConfig& saved = probe.lora_layout().config();
+  const LoraConfig& wanted = model.lora_layout().config();
+  const bool same = saved.rank == wanted.rank && saved.alpha == wanted.alpha &&
+                    saved.rslora == wanted.rslora &&
+                    saved.resolved_targets() == wanted.resolved_targets();
+  RECFORGE_CHECK(same, dir.string(),
+                 ": the adapter's configuration differs from the stage's finetune.lora");
+  model.load_adapter_parameters(probe.adapter_parameters().download());
 }
 
 // One stage of the configuration: its model, optimizer and task, the loop and its checkpoints.
@@ -126,6 +168,8 @@ class StageRunner {
   void save(const LoopState& state, const fs::path& dir);
   void prune_checkpoints(const LoopState& state, const fs::path& newest);
   void restore(const fs::path& dir, LoopState& state);
+  std::vector<ParameterGroup> set_up_model();
+  void load_weights(const fs::path& dir, const CheckpointData& data);
   void write_final_metrics(const LoopState& state);
   void log_step(const LoopState& state, const StepLosses& losses, float lr, float norm,
                 int64_t tokens, double seconds, const Progress& progress);
@@ -156,13 +200,30 @@ StageRunner::StageRunner(const RunConfig& config, size_t stage_index, const Cont
       checkpoints_dir_(run_dir_ / "checkpoints"),
       task_(make_task(config, stage_, ctx, data, split)),
       model_(ctx, start_.model_config, task_->max_tokens()),
-      optimizer_(ctx, trainable_groups(model_, stage_.finetune, start_),
+      optimizer_(ctx, set_up_model(),
                  AdamWConfig{stage_.train.lr, stage_.train.beta1, stage_.train.beta2,
                              stage_.train.eps, stage_.train.weight_decay}) {
   RECFORGE_CHECK(task_->num_examples() > 0, "stage ", stage_.name, ": the dataset at ",
                  data.directory().string(), " gives no training example for the objective");
+}
+
+// Loads the starting weights, adds LoRA adapters when the stage uses them (the base then frozen),
+// and returns what the optimizer trains.
+std::vector<ParameterGroup> StageRunner::set_up_model() {
   model_.load_parameters(start_.parameters);
   start_.parameters.clear();
+  if (stage_.finetune.method == "lora") {
+    model_.enable_lora(lora_config(stage_.finetune.lora), config_.run.seed);
+    model_.set_base_frozen(true);
+  }
+  return trainable_groups(model_, stage_.finetune, start_);
+}
+
+void StageRunner::load_weights(const fs::path& dir, const CheckpointData& data) {
+  RECFORGE_CHECK(data.parameters.size() == static_cast<size_t>(model_.layout().total_size()),
+                 "checkpoint ", dir.string(), " does not match the configured model");
+  model_.load_parameters(data.parameters);
+  if (model_.has_lora()) load_adapter_values(dir, model_);
 }
 
 std::vector<size_t> StageRunner::micro_batches(const std::vector<uint32_t>& order) const {
@@ -216,6 +277,9 @@ void StageRunner::save(const LoopState& state, const fs::path& dir) {
   data.adam_m = optimizer_.first_moment().download();
   data.adam_v = optimizer_.second_moment().download();
   data.item_ids = item_ids_of(data_);
+  if (model_.has_lora()) {
+    data.write_extra_files = [this](const fs::path& tmp) { save_peft_adapter(tmp, model_); };
+  }
   json state_json = task_->inference_state();
   state_json.update({{"stage", stage_.name},
                      {"loop", to_json(state)},
@@ -239,9 +303,7 @@ void StageRunner::prune_checkpoints(const LoopState& state, const fs::path& newe
 
 void StageRunner::restore(const fs::path& dir, LoopState& state) {
   CheckpointData data = load_checkpoint(dir);
-  RECFORGE_CHECK(data.parameters.size() == static_cast<size_t>(model_.layout().total_size()),
-                 "checkpoint ", dir.string(), " does not match the configured model");
-  model_.load_parameters(data.parameters);
+  load_weights(dir, data);
   optimizer_.restore(data.adam_m, data.adam_v, data.trainer_state.at("adam_steps").get<int>());
   state = loop_state_from(data.trainer_state.at("loop"));
 }
@@ -288,8 +350,8 @@ bool StageRunner::evaluate_and_checkpoint(LoopState& state) {
 }
 
 void StageRunner::write_final_metrics(const LoopState& state) {
-  CheckpointData best = load_checkpoint(checkpoints_dir_ / state.best_checkpoint);
-  model_.load_parameters(best.parameters);
+  const fs::path best_dir = checkpoints_dir_ / state.best_checkpoint;
+  load_weights(best_dir, load_checkpoint(best_dir));
   json result = task_->final_report(model_);
   result.update(task_->inference_state());
   result.update({{"stage", stage_.name},

@@ -85,7 +85,7 @@ class PipelineTest : public ::testing::Test {
     RunConfig c;
     c.run.output_dir = (root_ / name).string();
     c.run.device = "cpu";
-    c.run.log_every_steps = 1000;
+    c.run.log_every_steps = 4;
     c.data.path = data.string();
     c.data.max_len = 10;
     c.model.d_model = 32;
@@ -144,6 +144,53 @@ TEST_F(PipelineTest, SftPreferenceThenRatingLearnTheRatingRule) {
   const json rating = read_json(run / "final_metrics-rating.json");
   EXPECT_LT(rating["test/rmse"].get<double>(), 0.5) << rating.dump(2);
   EXPECT_EQ(rating["test_examples"].get<int>(), 200);
+}
+
+TEST_F(PipelineTest, PretrainLoraSftThenDpoChainAndKeepTheBaseFrozen) {
+  RunConfig c = config("lora-dpo", root_ / "old");
+  c.stages = {stage("pretrain", 4), stage("sft", 2), stage("dpo", 1), stage("dpo_full", 1)};
+  c.stages[1].objective.type = "sft";
+  c.stages[1].finetune.method = "lora";
+  c.stages[1].finetune.lora.targets = {"all_linear"};
+  c.stages[1].finetune.known_items = "frozen";
+  c.stages[2].objective.type = "dpo";
+  c.stages[2].objective.dpo.loss = "sdpo";
+  c.stages[2].objective.dpo.rejected = 3;
+  c.stages[2].objective.dpo.precompute_reference = false;
+  c.stages[2].finetune = c.stages[1].finetune;
+  c.stages[2].train.lr = 1e-3f;
+  c.stages[3].objective.type = "dpo";
+  c.stages[3].train.lr = 1e-4f;
+  ASSERT_EQ(train(c, {}), TrainStatus::kCompleted);
+
+  const CheckpointData pretrained = load_checkpoint(best_of(c, "pretrain"));
+  const fs::path sft_dir = best_of(c, "sft");
+  const CheckpointData sft = load_checkpoint(sft_dir);
+  EXPECT_TRUE(fs::exists(sft_dir / "adapter_model.safetensors"));
+  EXPECT_TRUE(fs::exists(sft_dir / "adapter_config.json"));
+  const ParameterLayout layout(sft.model_config);
+  const int64_t wte_size = layout.at("wte").size;
+  for (int64_t k = wte_size; k < layout.total_size(); ++k) {
+    ASSERT_EQ(sft.parameters[k], pretrained.parameters[k]) << "base element " << k;
+  }
+  std::ifstream log(fs::path(c.run.output_dir) / "metrics.jsonl");
+  bool rewards_logged = false;
+  for (std::string line; std::getline(log, line);) {
+    const json event = json::parse(line);
+    if (event.value("stage", "") != "dpo" || !event.contains("loss")) continue;
+    for (const char* key : {"rewards/chosen", "rewards/rejected", "rewards/margins",
+                            "rewards/accuracies", "logps/chosen", "logps/rejected"}) {
+      EXPECT_TRUE(event.contains(key)) << key;
+    }
+    rewards_logged = true;
+  }
+  EXPECT_TRUE(rewards_logged);
+  for (const char* stage : {"sft", "dpo", "dpo_full"}) {
+    const json result =
+        read_json(fs::path(c.run.output_dir) / ("final_metrics-" + std::string(stage) + ".json"));
+    EXPECT_GT(result["test/hr@10"].get<double>(), 0.5) << stage << result.dump(2);
+  }
+  EXPECT_TRUE(fs::exists(fs::path(c.run.output_dir) / "reference-dpo_full.f32"));
 }
 
 TEST_F(PipelineTest, ResumeSkipsAFinishedStage) {
