@@ -9,14 +9,16 @@
 #   mkdir -p .deps/debs && (cd .deps/debs && apt-get download libyaml-cpp-dev libyaml-cpp0.7 \
 #     libgtest-dev libcli11-dev nlohmann-json3-dev libopenblas-dev libopenblas-pthread-dev \
 #     libopenblas0-pthread libgfortran5)
-# Usage: tools/gpu-check.sh [STEPS...]   steps: build tests memcheck racecheck bench beauty
+# Usage: tools/gpu-check.sh [STEPS...]
+#   steps: build tests memcheck racecheck bench beauty finetune
+#   RECFORGE_MEMCHECK_FILTER: gtest filter of the memcheck step (default: every gpu test)
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${OUT:-/tmp/gpu-check}
 build=${RECFORGE_GPU_BUILD:-$root/build-gpu}
 prefix=/tmp/recforge-deps
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(build tests memcheck racecheck bench beauty)
+[ ${#steps[@]} -gt 0 ] || steps=(build tests memcheck racecheck bench beauty finetune)
 mkdir -p "$out"
 
 wants() { [[ " ${steps[*]} " == *" $1 "* ]]; }
@@ -51,7 +53,8 @@ run_tests() {
 run_memcheck() {
   stamp "compute-sanitizer memcheck"
   timeout 120 compute-sanitizer --tool memcheck --leak-check no --error-exitcode 9 \
-    "$gpu_tests" --gtest_brief=1 >"$out/memcheck.log" 2>&1
+    "$gpu_tests" --gtest_brief=1 --gtest_filter="${RECFORGE_MEMCHECK_FILTER:-*}" \
+    >"$out/memcheck.log" 2>&1
   echo "memcheck exit $?"; grep -E "ERROR SUMMARY|FAILED|Invalid" "$out/memcheck.log" | sort | uniq -c | head
 }
 
@@ -80,6 +83,15 @@ run_beauty() {
   cp /tmp/beauty-run/final_metrics.json /tmp/beauty-run/metrics.jsonl "$out/" 2>/dev/null
 }
 
+run_finetune() {
+  [ -d "$root/data/beauty" ] || { echo "no data/beauty: skipped"; return; }
+  stamp "beauty fine-tuning table (cuda)"
+  rm -rf /tmp/beauty-finetune
+  (cd "$root" && timeout 300 benchmarks/beauty_finetune.sh "$build" /tmp/beauty-finetune \
+    run.device=cuda >"$out/finetune.log" 2>&1)
+  echo "finetune exit $?"; grep -A8 "^| stage" "$out/finetune.log" || tail -20 "$out/finetune.log"
+}
+
 unpack_deps
 wants build && build_all
 wants tests && run_tests
@@ -87,4 +99,5 @@ wants memcheck && run_memcheck
 wants racecheck && run_racecheck
 wants bench && run_bench
 wants beauty && run_beauty
+wants finetune && run_finetune
 stamp "done"
