@@ -10,7 +10,7 @@
 #     libgtest-dev libcli11-dev nlohmann-json3-dev libopenblas-dev libopenblas-pthread-dev \
 #     libopenblas0-pthread libgfortran5)
 # Usage: tools/gpu-check.sh [STEPS...]
-#   steps: build tests memcheck racecheck bench beauty finetune
+#   steps: build tests memcheck racecheck bench beauty finetune dpo-sweep
 #   RECFORGE_MEMCHECK_FILTER: gtest filter of the memcheck step (default: every gpu test)
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -92,6 +92,29 @@ run_finetune() {
   echo "finetune exit $?"; grep -A8 "^| stage" "$out/finetune.log" || tail -20 "$out/finetune.log"
 }
 
+# DPO variants from the fine-tuning table's LoRA SFT checkpoint (run finetune first).
+run_dpo_sweep() {
+  local sft
+  sft=$(python3 -c 'import json; d = "/tmp/beauty-finetune/pipeline"
+print(d + "/checkpoints/" + json.load(open(d + "/final_metrics-sft.json"))["best_checkpoint"])') ||
+    return
+  stamp "DPO sweep (cuda)"
+  local name overrides
+  while read -r name overrides; do
+    (cd "$root" && timeout 120 build-gpu/recforge train benchmarks/beauty_finetune/dpo_sdpo.yaml \
+      run.device=cuda "run.output_dir=/tmp/dpo-sweep/$name" "stages.0.init=$sft" $overrides \
+      >"$out/dpo-$name.log" 2>&1) || echo "$name failed"
+    grep " done " "$out/dpo-$name.log" | sed "s/^/$name: /"
+  done <<'SWEEP'
+sigmoid-lr5e-4 stages.0.objective.dpo.loss=sigmoid stages.0.objective.dpo.rejected=1
+sigmoid-lr1e-4 stages.0.objective.dpo.loss=sigmoid stages.0.objective.dpo.rejected=1 stages.0.train.lr=1e-4
+sdpo-lr5e-4 stages.0.objective.dpo.loss=sdpo
+sdpo-lr1e-4 stages.0.train.lr=1e-4
+sdpo-beta1 stages.0.objective.dpo.beta=1.0
+sigmoid-dropout stages.0.objective.dpo.loss=sigmoid stages.0.objective.dpo.rejected=1 stages.0.objective.dpo.disable_dropout=false
+SWEEP
+}
+
 unpack_deps
 wants build && build_all
 wants tests && run_tests
@@ -100,4 +123,5 @@ wants racecheck && run_racecheck
 wants bench && run_bench
 wants beauty && run_beauty
 wants finetune && run_finetune
+wants dpo-sweep && run_dpo_sweep
 stamp "done"

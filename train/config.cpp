@@ -314,6 +314,7 @@ void visit(V& v, DpoSection& s) {
   v.field("rejected_max_rating", s.rejected_max_rating, closed(1, 5));
   v.field("precompute_reference", s.precompute_reference);
   v.field("pairs_per_user", s.pairs_per_user, at_least(1));
+  v.field("disable_dropout", s.disable_dropout);
 }
 
 template <typename V>

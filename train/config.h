@@ -59,7 +59,8 @@ struct DpoSection {
   int chosen_min_rating = 4;         // pairs: rating
   int rejected_max_rating = 2;       // pairs: rating
   bool precompute_reference = true;  // reference log-probabilities computed once, before training
-  int pairs_per_user = 8;            // training pairs drawn per user (from distinct positions)
+  int pairs_per_user = 8;            // training pairs: each user's most recent ones
+  bool disable_dropout = true;       // the policy runs without dropout, like its reference
 
   bool operator==(const DpoSection&) const = default;
 };

@@ -212,7 +212,8 @@ StepLosses DpoStage::train_step(Decoder<float>& model,
     const PackedBatch host = prompts(pairs);
     DeviceBatch batch(ctx.device(), host, model.config());
     const uint64_t stream = (static_cast<uint64_t>(step) << 24) ^ (m << 4) ^ 7u;
-    model.forward(batch, {AttentionMask::kCausal, true, config_.run.seed ^ stream});
+    const bool dropout = !stage_.objective.dpo.disable_dropout;
+    model.forward(batch, {AttentionMask::kCausal, dropout, config_.run.seed ^ stream});
     candidate_logps(model, host, batch, pairs, logps_.data());
     dpo_loss(ctx, losses_.data(), dpolicy_.data(), metrics_.data(), logps_.data(),
              reference_logps_.data(), P, K_, params_, scale);

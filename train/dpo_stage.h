@@ -13,6 +13,8 @@
 //                                (reference-<stage>.f32), so a resumed run reuses them;
 //   precompute_reference: false  (LoRA only) the same model with its adapters disabled, run
 //                                before each micro-batch's policy pass.
+// The policy runs without dropout by default (disable_dropout, as TRL does): the reference is
+// evaluated without it, and a dropout-noised policy would start with non-zero, noisy margins.
 // Per step it logs rewards/chosen, rewards/rejected, rewards/margins, rewards/accuracies,
 // logps/chosen and logps/rejected (means over the step's pairs; rejected: over the K − 1).
 // Validation and test: next-item ranking with the task token as the prompt.

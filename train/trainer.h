@@ -1,11 +1,15 @@
-// The training loop: runs each stage of a configuration in its run directory — packed
-// micro-batches of the objective, gradient accumulation, the learning-rate schedule, AdamW,
-// periodic validation with early stopping, atomic checkpoints, exact resume, and the test metrics
-// at the best validation checkpoint in `final_metrics.json`.
+// The training loop: runs the stages of a configuration in order in one run directory, each from
+// scratch, the previous stage's best checkpoint or a given checkpoint (train/stage_start.h), with
+// what it trains behind a StageTask (pre-training, SFT, DPO) — packed micro-batches, gradient
+// accumulation, the learning-rate schedule, AdamW over the trainable parameter groups, periodic
+// validation with early stopping, atomic checkpoints, exact resume, and the metrics at the best
+// validation checkpoint in `final_metrics-<stage>.json`.
 //
-// Run directory: config.resolved.yaml, metrics.jsonl, checkpoints/<stage>-step<N>/ (the best and
-// the latest are kept), negatives-<split>.txt (the sampled protocol's saved negatives),
-// final_metrics.json.
+// Run directory: config.resolved.yaml, metrics.jsonl, checkpoints/<stage>-step<N>/ (per stage the
+// best and the latest are kept), negatives-<stage>-<split>.txt (the sampled protocol's saved
+// negatives), data-<stage>/ (a dataset aligned to a checkpoint's items, when it had new ones),
+// reference-<stage>.f32 (DPO's precomputed reference), final_metrics-<stage>.json and
+// final_metrics.json (the last finished stage's).
 //
 // Determinism: the epoch order, the masked positions, the sampled negatives and the dropout masks
 // all come from the counter-based generator keyed by (seed, epoch or step), and the checkpoint

@@ -84,7 +84,7 @@ stages:
       examples_per_user: 5
       dpo: {loss: sdpo, beta: 0.5, label_smoothing: 0.1, rejected: 3, pairs: rating,
             chosen_min_rating: 5, rejected_max_rating: 1, precompute_reference: false,
-            pairs_per_user: 2}
+            pairs_per_user: 2, disable_dropout: false}
     finetune:
       method: lora
       lora: {rank: 4, alpha: 8, rslora: true, dropout: 0.05, targets: [qkv, mlp_fc]}
@@ -165,6 +165,7 @@ TEST(Config, ReadsFineTuningStageKeys) {
   EXPECT_EQ(s.objective.dpo.rejected_max_rating, 1);
   EXPECT_FALSE(s.objective.dpo.precompute_reference);
   EXPECT_EQ(s.objective.dpo.pairs_per_user, 2);
+  EXPECT_FALSE(s.objective.dpo.disable_dropout);
   EXPECT_EQ(s.finetune.method, "lora");
   EXPECT_EQ(s.finetune.lora.rank, 4);
   EXPECT_FLOAT_EQ(s.finetune.lora.alpha, 8.0f);

@@ -3,6 +3,7 @@
 // them while the rows of the items it knew stay as they were (known_items: frozen).
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -161,6 +162,7 @@ TEST_F(PipelineTest, PretrainLoraSftThenDpoChainAndKeepTheBaseFrozen) {
   c.stages[2].train.lr = 1e-3f;
   c.stages[3].objective.type = "dpo";
   c.stages[3].train.lr = 1e-4f;
+  c.run.log_every_steps = 1;
   ASSERT_EQ(train(c, {}), TrainStatus::kCompleted);
 
   const CheckpointData pretrained = load_checkpoint(best_of(c, "pretrain"));
@@ -178,6 +180,11 @@ TEST_F(PipelineTest, PretrainLoraSftThenDpoChainAndKeepTheBaseFrozen) {
   for (std::string line; std::getline(log, line);) {
     const json event = json::parse(line);
     if (event.value("stage", "") != "dpo" || !event.contains("loss")) continue;
+    if (event["step"] == 1) {  // the fresh adapter leaves the policy equal to its reference
+      EXPECT_EQ(event["rewards/margins"].get<double>(), 0.0);
+      EXPECT_EQ(event["rewards/chosen"].get<double>(), 0.0);
+      EXPECT_NEAR(event["loss"].get<double>(), std::log(4.0), 1e-6);  // S-DPO, 3 rejected
+    }
     for (const char* key : {"rewards/chosen", "rewards/rejected", "rewards/margins",
                             "rewards/accuracies", "logps/chosen", "logps/rejected"}) {
       EXPECT_TRUE(event.contains(key)) << key;
