@@ -12,6 +12,7 @@
 # Usage: tools/gpu-check.sh [STEPS...]
 #   steps: build tests memcheck racecheck bench beauty finetune dpo-sweep
 #   RECFORGE_MEMCHECK_FILTER: gtest filter of the memcheck step (default: every gpu test)
+#   RECFORGE_RACECHECK_FILTER: gtest filter of the racecheck step (default: the attention tests)
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${OUT:-/tmp/gpu-check}
@@ -60,8 +61,9 @@ run_memcheck() {
 
 run_racecheck() {
   stamp "compute-sanitizer racecheck (attention)"
-  timeout 60 compute-sanitizer --tool racecheck --error-exitcode 9 "$gpu_tests" \
-    --gtest_brief=1 --gtest_filter='*Attention*' >"$out/racecheck.log" 2>&1
+  timeout 120 compute-sanitizer --tool racecheck --error-exitcode 9 "$gpu_tests" \
+    --gtest_brief=1 --gtest_filter="${RECFORGE_RACECHECK_FILTER:-*Attention*}" \
+    >"$out/racecheck.log" 2>&1
   echo "racecheck exit $?"; grep -E "ERROR SUMMARY|FAILED|hazard" "$out/racecheck.log" | sort | uniq -c | head
 }
 
