@@ -323,8 +323,8 @@ TEST(ConfigErrors, StageNamesAreUniqueAndWellFormed) {
 
 TEST(ConfigErrors, MetricMustUseACutoffFromKs) {
   EXPECT_EQ(error_of("stages:\n  - eval:\n      ks: [1, 5]\n      metric: ndcg@10\n"),
-            "test.yaml:4: stages[0].eval.metric: expected ndcg@K, hr@K (K in ks = [1, 5]) or mrr, "
-            "got \"ndcg@10\"");
+            "test.yaml:4: stages[0].eval.metric: expected ndcg@K, hr@K (K in ks = [1, 5]), mrr, "
+            "auc, accuracy, rmse or mae, got \"ndcg@10\"");
   EXPECT_EQ(error_of("stages: [{eval: {ks: [1, 5], metric: mrr}}]\n"), "");
   EXPECT_NE(error_of("stages: [{eval: {metric: recall@10}}]\n"), "");
 }
