@@ -3,6 +3,7 @@
 // them while the rows of the items it knew stay as they were (known_items: frozen).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -16,6 +17,9 @@
 #include "train/checkpointed_model.h"
 #include "train/dataset.h"
 #include "train/evaluation.h"
+#include "train/sft_stage.h"
+#include "train/split.h"
+#include "train/stage_start.h"
 #include "train/trainer.h"
 
 namespace recforge {
@@ -198,6 +202,45 @@ TEST_F(PipelineTest, PretrainLoraSftThenDpoChainAndKeepTheBaseFrozen) {
     EXPECT_GT(result["test/hr@10"].get<double>(), 0.5) << stage << result.dump(2);
   }
   EXPECT_TRUE(fs::exists(fs::path(c.run.output_dir) / "reference-dpo_full.f32"));
+}
+
+TEST_F(PipelineTest, SftLossReachesOnlyTheAnswerPositions) {
+  RunConfig c = config("sft-mask", root_ / "rated");
+  c.data.split = "chronological";
+  c.stages = {stage("preference", 1)};
+  c.stages[0].objective.type = "sft";
+  c.stages[0].objective.task = "preference";
+  const Dataset data = Dataset::open(root_ / "rated");
+  const LeaveOneOutSplit split(data);
+  SftStage task(c, c.stages[0], Context::cpu(), data, split);
+  const ModelConfig model_config = model_config_for(c, data.num_items());
+  Decoder<float> model(Context::cpu(), model_config, task.max_tokens());
+  model.load_parameters(initial_parameters(model_config, model.layout(), 3));
+  const std::vector<uint32_t> examples = {0, 5, 17, 40};
+  model.zero_gradients();
+  const StepLosses losses = task.train_step(model, {std::span<const uint32_t>(examples)}, 0);
+  EXPECT_GT(losses.loss, 0.0);
+  // ∂L/∂hidden of the micro-batch: non-zero at each prompt's last position only.
+  std::vector<int32_t> answer_rows;
+  int32_t end = 0;
+  for (uint32_t e : examples) {
+    end += task.example_tokens(e);
+    answer_rows.push_back(end - 1);
+  }
+  const int C = model_config.d_model;
+  std::vector<float> dhidden(static_cast<size_t>(end) * C);
+  copy_bytes(dhidden.data(), Device::kCpu, model.hidden_gradient(), Device::kCpu,
+             dhidden.size() * sizeof(float));
+  for (int32_t row = 0; row < end; ++row) {
+    double norm = 0.0;
+    for (int ch = 0; ch < C; ++ch) norm += std::abs(dhidden[static_cast<size_t>(row) * C + ch]);
+    const bool answer = std::find(answer_rows.begin(), answer_rows.end(), row) != answer_rows.end();
+    if (answer) {
+      EXPECT_GT(norm, 0.0) << "answer row " << row;
+    } else {
+      EXPECT_EQ(norm, 0.0) << "prompt row " << row;
+    }
+  }
 }
 
 TEST_F(PipelineTest, ResumeSkipsAFinishedStage) {
