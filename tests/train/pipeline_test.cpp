@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 #include "model/checkpoint.h"
@@ -55,12 +56,14 @@ class PipelineTest : public ::testing::Test {
       append_cycle_users(new_logs, "c", "old", 40, 30, 12);
     }
     {
-      // Items good0..good9 always get 5 stars, bad0..bad9 always 1 star.
+      // 20 items, each user rating 12 of them: the even ones ("good") always get 5 stars, the
+      // odd ones ("bad") 1 star.
       std::ofstream rated(root_ / "rated.csv");
       for (int u = 0; u < 200; ++u) {
         for (int t = 0; t < 12; ++t) {
-          const bool good = (u + t * 3) % 2 == 0;
-          rated << "r" << u << "," << (good ? "good" : "bad") << (u + t) % 10 << "," << t << ","
+          const int item = (u * 3 + t) % 20;
+          const bool good = item % 2 == 0;
+          rated << "r" << u << "," << (good ? "good" : "bad") << item << "," << t << ","
                 << (good ? 5 : 1) << "\n";
         }
       }
@@ -202,6 +205,34 @@ TEST_F(PipelineTest, PretrainLoraSftThenDpoChainAndKeepTheBaseFrozen) {
     EXPECT_GT(result["test/hr@10"].get<double>(), 0.5) << stage << result.dump(2);
   }
   EXPECT_TRUE(fs::exists(fs::path(c.run.output_dir) / "reference-dpo_full.f32"));
+}
+
+TEST_F(PipelineTest, DpoFromRatingsPrefersTheHighlyRatedItems) {
+  RunConfig c = config("dpo-ratings", root_ / "rated");
+  c.stages = {stage("pretrain", 2), stage("dpo", 4)};
+  c.stages[1].objective.type = "dpo";
+  c.stages[1].objective.dpo.pairs = "rating";
+  c.stages[1].objective.dpo.chosen_min_rating = 4;
+  c.stages[1].objective.dpo.rejected_max_rating = 2;
+  c.stages[1].objective.dpo.beta = 0.5f;
+  c.stages[1].train.lr = 3e-3f;
+  c.run.log_every_steps = 1;
+  ASSERT_EQ(train(c, {}), TrainStatus::kCompleted);
+  std::ifstream log(fs::path(c.run.output_dir) / "metrics.jsonl");
+  std::optional<double> first_margin;
+  double last_accuracy = 0.0, last_margin = 0.0;
+  for (std::string line; std::getline(log, line);) {
+    const json event = json::parse(line);
+    if (event.value("stage", "") != "dpo" || !event.contains("loss")) continue;
+    if (!first_margin) first_margin = event["rewards/margins"].get<double>();
+    last_accuracy = event["rewards/accuracies"].get<double>();
+    last_margin = event["rewards/margins"].get<double>();
+  }
+  // At step 1 the policy is its reference, up to the rounding of a differently packed batch.
+  ASSERT_TRUE(first_margin.has_value());
+  EXPECT_LT(std::abs(*first_margin), 1e-5);
+  EXPECT_GT(last_accuracy, 0.9);
+  EXPECT_GT(last_margin, 0.1);
 }
 
 TEST_F(PipelineTest, SftLossReachesOnlyTheAnswerPositions) {
