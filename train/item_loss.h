@@ -38,6 +38,8 @@ class ItemLoss {
   // With `backward`, also the gradients described above. `stream` keys the negatives' draw.
   double compute(Decoder<float>& model, const ObjectiveBatch& batch, float gradient_scale,
                  bool backward, uint64_t seed, uint64_t stream);
+  // Σ of the batch's counted targets' weights: the denominator of compute()'s mean.
+  double weighted_count(const ObjectiveBatch& batch) const;
 
  private:
   double full_softmax(Decoder<float>& model, const ObjectiveBatch& batch, float gradient_scale,
@@ -45,7 +47,6 @@ class ItemLoss {
   double sampled_softmax(Decoder<float>& model, const ObjectiveBatch& batch, float gradient_scale,
                          bool backward, uint64_t seed, uint64_t stream);
   std::vector<int32_t> draw_negatives(uint64_t seed, uint64_t stream) const;
-  double weighted_count(const ObjectiveBatch& batch) const;
   float k_weight(int k) const;
 
   Context ctx_;

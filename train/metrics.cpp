@@ -78,4 +78,24 @@ double RankingMetrics::metric(const std::string& name) const {
   return ndcg(k);
 }
 
+std::vector<double> RankingMetrics::sums() const {
+  std::vector<double> all = {static_cast<double>(count_)};
+  all.insert(all.end(), hit_sums_.begin(), hit_sums_.end());
+  all.insert(all.end(), ndcg_sums_.begin(), ndcg_sums_.end());
+  all.push_back(reciprocal_rank_sum_);
+  return all;
+}
+
+void RankingMetrics::add_sums(std::span<const double> sums) {
+  const size_t K = ks_.size();
+  RECFORGE_CHECK(sums.size() == 2 + 2 * K, "ranking metrics: ", sums.size(), " sums for ", K,
+                 " cut-offs");
+  count_ += static_cast<int64_t>(std::llround(sums[0]));
+  for (size_t k = 0; k < K; ++k) {
+    hit_sums_[k] += sums[1 + k];
+    ndcg_sums_[k] += sums[1 + K + k];
+  }
+  reciprocal_rank_sum_ += sums[1 + 2 * K];
+}
+
 }  // namespace recforge

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <map>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,10 @@ class RankingMetrics {
   void add(int64_t rank);
   // Adds another accumulator's cases; its ks must be the same.
   void merge(const RankingMetrics& other);
+  // Every running sum as one vector (count, then HR and NDCG per K, then reciprocal ranks), for
+  // adding partial results up across processes; add_sums adds such a vector back.
+  std::vector<double> sums() const;
+  void add_sums(std::span<const double> sums);
 
   const std::vector<int>& ks() const { return ks_; }
   int64_t count() const { return count_; }

@@ -54,7 +54,8 @@ ObjectiveBatch make_next_items_batch(std::span<const ItemSequence> sequences, in
 }
 
 ObjectiveBatch make_masked_items_batch(std::span<const ItemSequence> sequences, float mask_ratio,
-                                       int max_len, uint64_t seed, uint64_t stream) {
+                                       int max_len, uint64_t seed, uint64_t stream,
+                                       size_t first_index) {
   RECFORGE_CHECK(mask_ratio > 0.0f && mask_ratio <= 1.0f, "mask_ratio must be in (0, 1], got ",
                  mask_ratio);
   ObjectiveBatch batch{empty_batch(), {}, 1, 0};
@@ -66,7 +67,7 @@ ObjectiveBatch make_masked_items_batch(std::span<const ItemSequence> sequences, 
     append_tokens(batch.inputs, items, max_len);
     batch.targets.resize(first + n, kIgnoreIndex);
     const int32_t count = std::clamp(static_cast<int32_t>(std::ceil(mask_ratio * n)), 1, n);
-    for (int32_t i : masked_positions(n, count, seed, stream, s)) {
+    for (int32_t i : masked_positions(n, count, seed, stream, first_index + s)) {
       batch.inputs.tokens[first + i] = kMaskToken;
       batch.targets[first + i] = items[i];
     }

@@ -34,9 +34,11 @@ ObjectiveBatch make_next_items_batch(std::span<const ItemSequence> sequences, in
                                      int max_len);
 
 // Each sequence must hold at most max_len items and at least 1. The masked positions are drawn
-// from the counter-based generator with (seed, stream = batch's step) and the sequence's index, so
-// a batch is the same on every run and after a resume.
+// from the counter-based generator with (seed, stream = batch's step) and the sequence's index
+// (first_index + its index in `sequences`: a data-parallel rank passes where its slice starts),
+// so a batch is the same on every run, after a resume and for any number of ranks.
 ObjectiveBatch make_masked_items_batch(std::span<const ItemSequence> sequences, float mask_ratio,
-                                       int max_len, uint64_t seed, uint64_t stream);
+                                       int max_len, uint64_t seed, uint64_t stream,
+                                       size_t first_index = 0);
 
 }  // namespace recforge

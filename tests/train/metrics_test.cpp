@@ -93,5 +93,18 @@ TEST(RankingMetrics, RejectsNegativeRanksAndBadKs) {
   EXPECT_THROW(RankingMetrics({5, 5}), Error);
 }
 
+TEST(RankingMetrics, SumsOfShardsAddUpToTheWhole) {
+  RankingMetrics whole({1, 10}), first({1, 10}), second({1, 10});
+  const std::vector<int64_t> ranks = {0, 3, 12, 7, 0, 99, 1};
+  for (size_t i = 0; i < ranks.size(); ++i) {
+    whole.add(ranks[i]);
+    (i % 2 ? second : first).add(ranks[i]);
+  }
+  first.add_sums(second.sums());
+  EXPECT_EQ(first.sums(), whole.sums());
+  EXPECT_DOUBLE_EQ(first.ndcg(10), whole.ndcg(10));
+  EXPECT_THROW(first.add_sums(std::vector<double>(3, 0.0)), Error);
+}
+
 }  // namespace
 }  // namespace recforge
