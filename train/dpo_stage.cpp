@@ -197,7 +197,7 @@ void DpoStage::prepare(Decoder<float>& model) {
 
 StepLosses DpoStage::train_step(Decoder<float>& model,
                                 const std::vector<std::span<const uint32_t>>& micro_batches,
-                                int64_t step) {
+                                int64_t step, const DataShard& shard) {
   const Context& ctx = model.context();
   const int C = model.config().d_model;
   size_t total = 0;
@@ -206,7 +206,8 @@ StepLosses DpoStage::train_step(Decoder<float>& model,
   double loss = 0.0, sums[kDpoNumMetrics] = {}, logp_chosen = 0.0, logp_rejected = 0.0;
   StepLosses result;
   for (size_t m = 0; m < micro_batches.size(); ++m) {
-    const std::span<const uint32_t> pairs = micro_batches[m];
+    const std::span<const uint32_t> pairs = shard.of(micro_batches[m]);
+    if (pairs.empty()) continue;
     const int P = static_cast<int>(pairs.size());
     reference_logps_.upload(reference_logps(model, pairs));
     const PackedBatch host = prompts(pairs);

@@ -42,8 +42,8 @@ class DpoStage : public StageTask {
   int max_tokens() const override;
   void prepare(Decoder<float>& model) override;
   StepLosses train_step(Decoder<float>& model,
-                        const std::vector<std::span<const uint32_t>>& micro_batches,
-                        int64_t step) override;
+                        const std::vector<std::span<const uint32_t>>& micro_batches, int64_t step,
+                        const DataShard& shard) override;
   Metrics evaluate(Decoder<float>& model, Split which) override {
     return ranking_.evaluate(model, which);
   }

@@ -128,50 +128,94 @@ uint64_t PretrainTask::stream_of(int64_t step, size_t micro, int pass) const {
          static_cast<uint64_t>(pass);
 }
 
-// L = L_MBP + λ·L_NBP, each averaged over the step's micro-batches.
+// L = L_MBP + λ·L_NBP, each averaged over the step's micro-batches. A shard's losses are scaled
+// by its share of the micro-batch's counted targets, so the shards add up to the whole.
 StepLosses PretrainTask::train_step(Decoder<float>& model,
                                     const std::vector<std::span<const uint32_t>>& micro_batches,
-                                    int64_t step) {
+                                    int64_t step, const DataShard& shard) {
   const ObjectiveSection& objective = stage_.objective;
-  const ModelConfig& model_config = model.config();
-  const Context& ctx = model.context();
   const float share = 1.0f / static_cast<float>(micro_batches.size());
   const float nbp_weight = uses_mbp(objective) ? objective.lambda : 1.0f;
-  const uint64_t seed = config_.run.seed;
-  const int max_len = config_.data.max_len;
   double loss_mbp = 0.0, loss_nbp = 0.0;
   StepLosses result;
   for (size_t m = 0; m < micro_batches.size(); ++m) {
-    std::vector<ItemSequence> sequences;
-    for (uint32_t window : micro_batches[m]) sequences.push_back(windows_.items(window));
+    const std::span<const uint32_t> examples = shard.of(micro_batches[m]);
+    if (examples.empty()) continue;
     if (nbp_loss_) {
-      ObjectiveBatch batch = make_next_items_batch(sequences, objective.next_k, max_len);
-      DeviceBatch device_batch(ctx.device(), batch.inputs, model_config);
-      model.forward(device_batch, {AttentionMask::kCausal, true, seed ^ stream_of(step, m, 0)});
-      loss_nbp += share * nbp_loss_->compute(model, batch, share * nbp_weight, true, seed,
-                                             stream_of(step, m, 2));
-      model.backward(device_batch);
-      result.tokens += batch.inputs.num_tokens();
+      loss_nbp += share * next_items_pass(model, micro_batches[m], shard, step, m,
+                                          share * nbp_weight, result.tokens);
     }
     if (mbp_loss_) {
-      for (ItemSequence& s : sequences) {
-        if (s.size() > static_cast<size_t>(max_len)) s = s.last(max_len);
-      }
-      ObjectiveBatch batch = make_masked_items_batch(sequences, objective.mask_ratio, max_len, seed,
-                                                     stream_of(step, m, 1));
-      DeviceBatch device_batch(ctx.device(), batch.inputs, model_config);
-      model.forward(device_batch,
-                    {AttentionMask::kBidirectional, true, seed ^ stream_of(step, m, 1)});
       loss_mbp +=
-          share * mbp_loss_->compute(model, batch, share, true, seed, stream_of(step, m, 3));
-      model.backward(device_batch);
-      result.tokens += batch.inputs.num_tokens();
+          share * masked_items_pass(model, micro_batches[m], shard, step, m, share, result.tokens);
     }
   }
   result.loss = (mbp_loss_ ? loss_mbp : 0.0) + (nbp_loss_ ? nbp_weight * loss_nbp : 0.0);
   if (mbp_loss_) result.parts["loss_mbp"] = loss_mbp;
   if (nbp_loss_) result.parts["loss_nbp"] = loss_nbp;
   return result;
+}
+
+std::vector<ItemSequence> PretrainTask::sequences(std::span<const uint32_t> windows,
+                                                  bool cut_to_max_len) const {
+  std::vector<ItemSequence> result;
+  for (uint32_t window : windows) {
+    ItemSequence s = windows_.items(window);
+    const size_t max_len = static_cast<size_t>(config_.data.max_len);
+    if (cut_to_max_len && s.size() > max_len) s = s.last(max_len);
+    result.push_back(s);
+  }
+  return result;
+}
+
+// The shard's part of one micro-batch's NBP loss (its counted targets over the micro-batch's).
+double PretrainTask::next_items_pass(Decoder<float>& model, std::span<const uint32_t> micro,
+                                     const DataShard& shard, int64_t step, size_t m, float scale,
+                                     int64_t& tokens) {
+  const int K = stage_.objective.next_k, max_len = config_.data.max_len;
+  const ObjectiveBatch batch = make_next_items_batch(sequences(shard.of(micro), false), K, max_len);
+  const double local = nbp_loss_->weighted_count(batch);
+  const double whole =
+      shard.world_size == 1
+          ? local
+          : nbp_loss_->weighted_count(make_next_items_batch(sequences(micro, false), K, max_len));
+  if (local == 0.0) return 0.0;
+  const double part = local / whole;
+  DeviceBatch device_batch(model.context().device(), batch.inputs, model.config());
+  const uint64_t seed = config_.run.seed;
+  model.forward(device_batch, {AttentionMask::kCausal, true, seed ^ stream_of(step, m, 0)});
+  const double loss = nbp_loss_->compute(model, batch, static_cast<float>(scale * part), true, seed,
+                                         stream_of(step, m, 2));
+  model.backward(device_batch);
+  tokens += batch.inputs.num_tokens();
+  return loss * part;
+}
+
+// The shard's part of one micro-batch's MBP loss; masks are keyed by each sequence's index in the
+// whole micro-batch, so they do not depend on the number of ranks.
+double PretrainTask::masked_items_pass(Decoder<float>& model, std::span<const uint32_t> micro,
+                                       const DataShard& shard, int64_t step, size_t m, float scale,
+                                       int64_t& tokens) {
+  const ObjectiveSection& objective = stage_.objective;
+  const int max_len = config_.data.max_len;
+  const uint64_t seed = config_.run.seed;
+  const ObjectiveBatch batch =
+      make_masked_items_batch(sequences(shard.of(micro), true), objective.mask_ratio, max_len, seed,
+                              stream_of(step, m, 1), shard.begin(micro.size()));
+  const double local = mbp_loss_->weighted_count(batch);
+  const double whole = shard.world_size == 1 ? local
+                                             : mbp_loss_->weighted_count(make_masked_items_batch(
+                                                   sequences(micro, true), objective.mask_ratio,
+                                                   max_len, seed, stream_of(step, m, 1)));
+  if (local == 0.0) return 0.0;
+  const double part = local / whole;
+  DeviceBatch device_batch(model.context().device(), batch.inputs, model.config());
+  model.forward(device_batch, {AttentionMask::kBidirectional, true, seed ^ stream_of(step, m, 1)});
+  const double loss = mbp_loss_->compute(model, batch, static_cast<float>(scale * part), true, seed,
+                                         stream_of(step, m, 3));
+  model.backward(device_batch);
+  tokens += batch.inputs.num_tokens();
+  return loss * part;
 }
 
 }  // namespace recforge

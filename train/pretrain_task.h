@@ -46,8 +46,8 @@ class PretrainTask : public StageTask {
   int32_t example_tokens(size_t example) const override { return windows_.length(example); }
   int max_tokens() const override;
   StepLosses train_step(Decoder<float>& model,
-                        const std::vector<std::span<const uint32_t>>& micro_batches,
-                        int64_t step) override;
+                        const std::vector<std::span<const uint32_t>>& micro_batches, int64_t step,
+                        const DataShard& shard) override;
   Metrics evaluate(Decoder<float>& model, Split which) override {
     return evaluator_.evaluate(model, which);
   }
@@ -58,6 +58,13 @@ class PretrainTask : public StageTask {
 
  private:
   uint64_t stream_of(int64_t step, size_t micro, int pass) const;
+  std::vector<ItemSequence> sequences(std::span<const uint32_t> windows, bool cut_to_max_len) const;
+  double next_items_pass(Decoder<float>& model, std::span<const uint32_t> micro,
+                         const DataShard& shard, int64_t step, size_t m, float scale,
+                         int64_t& tokens);
+  double masked_items_pass(Decoder<float>& model, std::span<const uint32_t> micro,
+                           const DataShard& shard, int64_t step, size_t m, float scale,
+                           int64_t& tokens);
 
   const RunConfig& config_;
   const StageSection& stage_;

@@ -59,7 +59,7 @@ int SftStage::max_tokens() const {
 // Σ over the step's answers of −log p(answer | prompt), divided by the number of answers.
 StepLosses SftStage::train_step(Decoder<float>& model,
                                 const std::vector<std::span<const uint32_t>>& micro_batches,
-                                int64_t step) {
+                                int64_t step, const DataShard& shard) {
   const Context& ctx = model.context();
   const ModelConfig& mc = model.config();
   size_t answers = 0;
@@ -68,8 +68,10 @@ StepLosses SftStage::train_step(Decoder<float>& model,
   StepLosses result;
   double sum = 0.0;
   for (size_t m = 0; m < micro_batches.size(); ++m) {
+    const std::span<const uint32_t> examples = shard.of(micro_batches[m]);
+    if (examples.empty()) continue;
     PackedBatch host = empty_batch();
-    for (uint32_t e : micro_batches[m]) append_example(host, train_[e], config_.data.max_len);
+    for (uint32_t e : examples) append_example(host, train_[e], config_.data.max_len);
     DeviceBatch batch(ctx.device(), host, mc);
     const uint64_t stream = (static_cast<uint64_t>(step) << 24) ^ (m << 4) ^ 5u;
     model.forward(batch, {AttentionMask::kCausal, true, config_.run.seed ^ stream});

@@ -33,8 +33,8 @@ class SftStage : public StageTask {
   }
   int max_tokens() const override;
   StepLosses train_step(Decoder<float>& model,
-                        const std::vector<std::span<const uint32_t>>& micro_batches,
-                        int64_t step) override;
+                        const std::vector<std::span<const uint32_t>>& micro_batches, int64_t step,
+                        const DataShard& shard) override;
   Metrics evaluate(Decoder<float>& model, Split which) override;
   nlohmann::json final_report(Decoder<float>& model) override;
   nlohmann::json inference_state() const override;

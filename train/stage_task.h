@@ -22,6 +22,20 @@ namespace recforge {
 
 using Metrics = std::map<std::string, double>;
 
+// The part of every micro-batch this process trains in data-parallel training: a contiguous
+// block of its examples (rank r of W takes [n·r/W, n·(r+1)/W)). Losses are normalised by the
+// counts of the whole micro-batches, so the ranks' gradients add up to the one-process gradient.
+struct DataShard {
+  int rank = 0;
+  int world_size = 1;
+
+  size_t begin(size_t n) const { return n * rank / world_size; }
+  std::span<const uint32_t> of(std::span<const uint32_t> micro) const {
+    const size_t first = begin(micro.size()), last = micro.size() * (rank + 1) / world_size;
+    return micro.subspan(first, last - first);
+  }
+};
+
 struct StepLosses {
   double loss = 0.0;     // the optimized loss of the step
   nlohmann::json parts;  // named parts and statistics, logged beside it (e.g. loss_mbp, rewards/…)
@@ -37,11 +51,13 @@ class StageTask {
   // The most tokens one forward pass of this task packs (sizes the model's activations).
   virtual int max_tokens() const = 0;
 
-  // Runs forward and backward over every micro-batch of one optimizer step (each a list of
-  // example indices); gradients accumulate in the model (zeroed by the trainer before).
+  // Runs forward and backward over this process's shard of every micro-batch of one optimizer
+  // step (each a list of example indices); gradients accumulate in the model (zeroed by the
+  // trainer before). The losses returned are this shard's share of the step's (they add up
+  // across the ranks).
   virtual StepLosses train_step(Decoder<float>& model,
                                 const std::vector<std::span<const uint32_t>>& micro_batches,
-                                int64_t step) = 0;
+                                int64_t step, const DataShard& shard) = 0;
 
   // Called once before the first training step of the stage (and again after a resume).
   virtual void prepare(Decoder<float>&) {}

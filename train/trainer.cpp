@@ -185,6 +185,7 @@ class StageRunner {
   Decoder<float> model_;
   AdamW optimizer_;
   std::string best_checkpoint_;
+  DataShard shard_;
 };
 
 StageRunner::StageRunner(const RunConfig& config, size_t stage_index, const Context& ctx,
@@ -251,7 +252,7 @@ StepLosses StageRunner::train_step(const std::vector<uint32_t>& order,
     batches.emplace_back(order.data() + micro[m], micro[m + 1] - micro[m]);
   }
   model_.zero_gradients();
-  StepLosses losses = task_->train_step(model_, batches, step);
+  StepLosses losses = task_->train_step(model_, batches, step, shard_);
   check_finite_loss(losses.loss, static_cast<int>(step + 1));
   return losses;
 }

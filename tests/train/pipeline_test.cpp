@@ -249,7 +249,8 @@ TEST_F(PipelineTest, SftLossReachesOnlyTheAnswerPositions) {
   model.load_parameters(initial_parameters(model_config, model.layout(), 3));
   const std::vector<uint32_t> examples = {0, 5, 17, 40};
   model.zero_gradients();
-  const StepLosses losses = task.train_step(model, {std::span<const uint32_t>(examples)}, 0);
+  const StepLosses losses =
+      task.train_step(model, {std::span<const uint32_t>(examples)}, 0, DataShard{});
   EXPECT_GT(losses.loss, 0.0);
   // ∂L/∂hidden of the micro-batch: non-zero at each prompt's last position only.
   std::vector<int32_t> answer_rows;
