@@ -407,7 +407,8 @@ void visit(V& v, StageSection& s) {
 
 template <typename V>
 void visit(V& v, DistributedSection& s) {
-  v.field("backend", s.backend, one_of({"auto", "none"}));
+  v.field("backend", s.backend, one_of({"auto", "nccl", "mpi", "none"}));
+  v.field("timeout_seconds", s.timeout_seconds, at_least(1));
 }
 
 template <typename V>

@@ -154,7 +154,8 @@ struct StageSection {
 };
 
 struct DistributedSection {
-  std::string backend = "auto";  // auto | none (nccl and mpi arrive with the distributed work)
+  std::string backend = "auto";  // auto | nccl | mpi | none
+  int timeout_seconds = 300;     // > 0: rendezvous and collective set-up waits
 
   bool operator==(const DistributedSection&) const = default;
 };

@@ -61,16 +61,18 @@ DpoParams dpo_params(const DpoSection& dpo) {
 }  // namespace
 
 DpoStage::DpoStage(const RunConfig& config, const StageSection& stage, const Context& ctx,
-                   const Dataset& data, const LeaveOneOutSplit& split, bool lora)
+                   const Dataset& data, const LeaveOneOutSplit& split, bool lora,
+                   const Distributed& distributed)
     : config_(config),
       stage_(stage),
       num_items_(data.num_items()),
       lora_(lora),
+      distributed_(distributed),
       params_(dpo_params(stage.objective.dpo)),
       K_(stage.objective.dpo.rejected + 1),
       pairs_(training_pairs(config, stage, split)),
       candidates_(candidate_matrix(pairs_)),
-      ranking_(config, stage, data, split, {kTaskNextItemToken}, false),
+      ranking_(config, stage, data, split, {kTaskNextItemToken}, false, distributed),
       rows_(ctx.device(), static_cast<size_t>(max_pairs()) * config.model.d_model),
       drows_(ctx.device(), rows_.size()),
       logps_(ctx.device(), static_cast<size_t>(max_pairs()) * K_),
@@ -183,6 +185,7 @@ void DpoStage::precompute_reference(Decoder<float>& model) {
     computed.insert(computed.end(), values.begin(), values.end());
   }
   reference_ = std::move(computed);
+  if (!distributed_.writes_files()) return;  // every rank computed the same values
   const fs::path tmp = fs::path(file) += ".tmp";
   std::ofstream(tmp, std::ios::binary)
       .write(reinterpret_cast<const char*>(reference_.data()), reference_.size() * sizeof(float));

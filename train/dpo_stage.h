@@ -33,7 +33,8 @@ namespace recforge {
 class DpoStage : public StageTask {
  public:
   DpoStage(const RunConfig& config, const StageSection& stage, const Context& ctx,
-           const Dataset& data, const LeaveOneOutSplit& split, bool lora);
+           const Dataset& data, const LeaveOneOutSplit& split, bool lora,
+           const Distributed& distributed);
 
   size_t num_examples() const override { return pairs_.size(); }
   int32_t example_tokens(size_t pair) const override {
@@ -63,6 +64,7 @@ class DpoStage : public StageTask {
   const StageSection& stage_;
   int32_t num_items_;
   bool lora_;
+  Distributed distributed_;
   DpoParams params_;
   int K_;
   std::vector<PreferencePair> pairs_;

@@ -32,26 +32,50 @@ int pretrain_max_tokens(const RunConfig& config, const StageSection& stage) {
 
 NextItemEvaluator::NextItemEvaluator(const RunConfig& config, const StageSection& stage,
                                      const Dataset& data, const LeaveOneOutSplit& split,
-                                     std::vector<int32_t> prompt, bool masked)
+                                     std::vector<int32_t> prompt, bool masked,
+                                     const Distributed& distributed)
     : config_(config),
       stage_(stage),
       data_(data),
       train_counts_(split.train_item_counts()),
       prompt_(std::move(prompt)),
       masked_(masked),
+      distributed_(distributed),
       valid_(evaluation_cases(data, split, Split::kValid, stage.eval.exclude_history)),
       test_(evaluation_cases(data, split, Split::kTest, stage.eval.exclude_history)) {}
 
+namespace {
+
+// Every world_size-th element from `rank` on.
+template <typename T>
+std::vector<T> every_nth(const std::vector<T>& all, const DataShard& shard) {
+  std::vector<T> mine;
+  for (size_t i = shard.rank; i < all.size(); i += shard.world_size) mine.push_back(all[i]);
+  return mine;
+}
+
+}  // namespace
+
 RankingMetrics NextItemEvaluator::evaluate(Decoder<float>& model, Split which,
                                            const std::string& protocol) {
-  const EvalCases& cases = which == Split::kValid ? valid_ : test_;
+  const EvalCases& all = which == Split::kValid ? valid_ : test_;
   EvalOptions options;
   options.ks = stage_.eval.ks;
   options.batch_size = stage_.eval.batch_size;
   options.masked = masked_;
   options.prompt = prompt_;
+  const DataShard& shard = distributed_.shard;
+  const std::vector<EvalCase> cases = every_nth(all.cases, shard);
+  auto summed = [&](RankingMetrics local) {
+    if (!distributed_.parallel()) return local;
+    std::vector<double> sums = local.sums();
+    distributed_.sum(sums);
+    RankingMetrics total(stage_.eval.ks);
+    total.add_sums(sums);
+    return total;
+  };
   if (protocol == "full") {
-    return evaluate_full_ranking(model, data_.num_items(), cases.cases, options);
+    return summed(evaluate_full_ranking(model, data_.num_items(), cases, options));
   }
   const std::string name = which == Split::kValid ? "valid" : "test";
   const fs::path file =
@@ -62,12 +86,12 @@ RankingMetrics NextItemEvaluator::evaluate(Decoder<float>& model, Split which,
   } else {
     std::span<const int64_t> popularity;
     if (stage_.eval.sampled_by == "popularity") popularity = train_counts_;
-    negatives = sample_eval_negatives(cases.cases, cases.user_items, data_.num_items(),
+    negatives = sample_eval_negatives(all.cases, all.user_items, data_.num_items(),
                                       stage_.eval.sampled_negatives, popularity,
                                       config_.run.seed + (which == Split::kTest));
-    save_negatives(file, negatives);
+    if (distributed_.writes_files()) save_negatives(file, negatives);
   }
-  return evaluate_sampled(model, cases.cases, negatives, options);
+  return summed(evaluate_sampled(model, cases, every_nth(negatives, shard), options));
 }
 
 Metrics NextItemEvaluator::evaluate(Decoder<float>& model, Split which) {
@@ -99,12 +123,13 @@ nlohmann::json NextItemEvaluator::inference_state() const {
 }
 
 PretrainTask::PretrainTask(const RunConfig& config, const StageSection& stage, const Context& ctx,
-                           const Dataset& data, const LeaveOneOutSplit& split)
+                           const Dataset& data, const LeaveOneOutSplit& split,
+                           const Distributed& distributed)
     : config_(config),
       stage_(stage),
       windows_(split, data.num_users(), config.data.max_len + (uses_nbp(stage.objective) ? 1 : 0),
                config.data.sliding_windows, uses_nbp(stage.objective) ? 2 : 1),
-      evaluator_(config, stage, data, split, {}, !uses_nbp(stage.objective)) {
+      evaluator_(config, stage, data, split, {}, !uses_nbp(stage.objective), distributed) {
   RECFORGE_CHECK(windows_.size() > 0, "the dataset at ", data.directory().string(),
                  " has no training sequence long enough for the objective");
   const ObjectiveSection& objective = stage.objective;

@@ -20,8 +20,10 @@ namespace recforge {
 // directory), and the final report of both protocols.
 class NextItemEvaluator {
  public:
+  // With several ranks each evaluates every world_size-th case and the sums are added up.
   NextItemEvaluator(const RunConfig& config, const StageSection& stage, const Dataset& data,
-                    const LeaveOneOutSplit& split, std::vector<int32_t> prompt, bool masked);
+                    const LeaveOneOutSplit& split, std::vector<int32_t> prompt, bool masked,
+                    const Distributed& distributed);
   RankingMetrics evaluate(Decoder<float>& model, Split which, const std::string& protocol);
   Metrics evaluate(Decoder<float>& model, Split which);
   nlohmann::json final_report(Decoder<float>& model);
@@ -34,13 +36,14 @@ class NextItemEvaluator {
   std::vector<int64_t> train_counts_;
   std::vector<int32_t> prompt_;
   bool masked_;
+  Distributed distributed_;
   EvalCases valid_, test_;
 };
 
 class PretrainTask : public StageTask {
  public:
   PretrainTask(const RunConfig& config, const StageSection& stage, const Context& ctx,
-               const Dataset& data, const LeaveOneOutSplit& split);
+               const Dataset& data, const LeaveOneOutSplit& split, const Distributed& distributed);
 
   size_t num_examples() const override { return windows_.size(); }
   int32_t example_tokens(size_t example) const override { return windows_.length(example); }

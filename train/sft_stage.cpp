@@ -31,7 +31,8 @@ std::vector<int32_t> next_item_prompt() { return {kTaskNextItemToken}; }
 }  // namespace
 
 SftStage::SftStage(const RunConfig& config, const StageSection& stage, const Context& ctx,
-                   const Dataset& data, const LeaveOneOutSplit& split)
+                   const Dataset& data, const LeaveOneOutSplit& split,
+                   const Distributed& distributed)
     : config_(config),
       stage_(stage),
       task_(parse_sft_task(stage.objective.task)),
@@ -42,7 +43,7 @@ SftStage::SftStage(const RunConfig& config, const StageSection& stage, const Con
   if (task_ == SftTask::kNextItem) {
     RECFORGE_CHECK(config.data.split == "leave_one_out", "stage ", stage.name,
                    ": the next_item task is evaluated by ranking on the leave-one-out split");
-    ranking_.emplace(config, stage, data, split, next_item_prompt(), false);
+    ranking_.emplace(config, stage, data, split, next_item_prompt(), false, distributed);
   } else {
     valid_ = build_sft_examples(task_, events_, SplitPart::kValid, options);
     test_ = build_sft_examples(task_, events_, SplitPart::kTest, options);

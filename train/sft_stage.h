@@ -25,7 +25,7 @@ namespace recforge {
 class SftStage : public StageTask {
  public:
   SftStage(const RunConfig& config, const StageSection& stage, const Context& ctx,
-           const Dataset& data, const LeaveOneOutSplit& split);
+           const Dataset& data, const LeaveOneOutSplit& split, const Distributed& distributed);
 
   size_t num_examples() const override { return train_.size(); }
   int32_t example_tokens(size_t example) const override {

@@ -77,7 +77,7 @@ std::vector<std::string> item_ids_of(const Dataset& data) {
 }
 
 StageStart resolve_stage_start(const RunConfig& config, size_t stage_index,
-                               const std::optional<fs::path>& previous_best) {
+                               const std::optional<fs::path>& previous_best, bool writes_files) {
   const StageSection& stage = config.stages[stage_index];
   StageStart start;
   start.data_path = stage.data.empty() ? fs::path(config.data.path) : fs::path(stage.data);
@@ -109,15 +109,20 @@ StageStart resolve_stage_start(const RunConfig& config, size_t stage_index,
   start.known_items = checkpoint_items;
   if (vocabulary != item_ids_of(data)) {
     const fs::path aligned = fs::path(config.run.output_dir) / ("data-" + stage.name);
-    const ItemAlignment alignment = write_item_aligned_dataset(data, vocabulary, aligned);
-    std::printf(
-        "stage %s: %d of the dataset's %d items are known to the checkpoint, %d are new (rows "
-        "initialized by %s); %d known items do not occur; aligned dataset in %s\n",
-        stage.name.c_str(), alignment.matched, data.num_items(), alignment.added,
-        stage.finetune.new_items_init.c_str(), alignment.known - alignment.matched,
-        aligned.c_str());
-    start.data_path = aligned;
-    start.new_items = alignment.added;
+    if (!writes_files) {  // rank 0 wrote it
+      start.data_path = aligned;
+      start.new_items = Dataset::open(aligned).num_items() - checkpoint_items;
+    } else {
+      const ItemAlignment alignment = write_item_aligned_dataset(data, vocabulary, aligned);
+      std::printf(
+          "stage %s: %d of the dataset's %d items are known to the checkpoint, %d are new (rows "
+          "initialized by %s); %d known items do not occur; aligned dataset in %s\n",
+          stage.name.c_str(), alignment.matched, data.num_items(), alignment.added,
+          stage.finetune.new_items_init.c_str(), alignment.known - alignment.matched,
+          aligned.c_str());
+      start.data_path = aligned;
+      start.new_items = alignment.added;
+    }
   }
   start.model_config = from.model_config;
   start.model_config.vocab_size = vocabulary_size(start.known_items + start.new_items);

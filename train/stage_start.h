@@ -31,8 +31,11 @@ struct StageStart {
 };
 
 // `previous_best`: the previous stage's best checkpoint, when there is a previous stage.
+// Without `writes_files` (data-parallel ranks but 0) an aligned dataset is read, not written:
+// rank 0 resolves first.
 StageStart resolve_stage_start(const RunConfig& config, size_t stage_index,
-                               const std::optional<std::filesystem::path>& previous_best);
+                               const std::optional<std::filesystem::path>& previous_best,
+                               bool writes_files = true);
 
 // The model of a run's configuration for a dataset of `num_items` items.
 ModelConfig model_config_for(const RunConfig& config, int32_t num_items);

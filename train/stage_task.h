@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "model/decoder.h"
+#include "train/communicator.h"
 #include "train/split.h"
 
 namespace recforge {
@@ -40,6 +41,20 @@ struct StepLosses {
   double loss = 0.0;     // the optimized loss of the step
   nlohmann::json parts;  // named parts and statistics, logged beside it (e.g. loss_mbp, rewards/…)
   int64_t tokens = 0;    // tokens processed, forward passes counted
+};
+
+// This process's place in data-parallel training: its shard of the data, the collectives, and
+// whether it writes files into the run directory (rank 0 only).
+struct Distributed {
+  DataShard shard;
+  Communicator* comm = nullptr;  // null: one process
+
+  bool writes_files() const { return shard.rank == 0; }
+  bool parallel() const { return shard.world_size > 1; }
+  // values become their sum over the ranks (host memory).
+  void sum(std::vector<double>& values) const {
+    if (parallel()) comm->all_reduce_sum_host(values.data(), values.size());
+  }
 };
 
 class StageTask {

@@ -11,12 +11,15 @@
 
 #include "kernels/check.h"
 #include "kernels/global_norm.h"
+#include "kernels/nvtx.h"
 #include "model/checkpoint.h"
 #include "model/decoder.h"
 #include "model/peft.h"
 #include "model/vocabulary.h"
+#include "train/communicator.h"
 #include "train/dataset.h"
 #include "train/dpo_stage.h"
+#include "train/launch.h"
 #include "train/optimizer.h"
 #include "train/pretrain_task.h"
 #include "train/run_log.h"
@@ -74,15 +77,15 @@ LoopState loop_state_from(const json& j) {
 
 std::unique_ptr<StageTask> make_task(const RunConfig& config, const StageSection& stage,
                                      const Context& ctx, const Dataset& data,
-                                     const LeaveOneOutSplit& split) {
+                                     const LeaveOneOutSplit& split, const Distributed& dist) {
   const std::string& type = stage.objective.type;
   if (type == "mbp_nbp" || type == "nbp" || type == "mbp") {
-    return std::make_unique<PretrainTask>(config, stage, ctx, data, split);
+    return std::make_unique<PretrainTask>(config, stage, ctx, data, split, dist);
   }
-  if (type == "sft") return std::make_unique<SftStage>(config, stage, ctx, data, split);
+  if (type == "sft") return std::make_unique<SftStage>(config, stage, ctx, data, split, dist);
   if (type == "dpo") {
     return std::make_unique<DpoStage>(config, stage, ctx, data, split,
-                                      stage.finetune.method == "lora");
+                                      stage.finetune.method == "lora", dist);
   }
   throw Error(concat("stage ", stage.name, ": objective ", type, " is not available yet"));
 }
@@ -152,8 +155,10 @@ void load_adapter_values(const fs::path& dir, Decoder<float>& model) {
 // One stage of the configuration: its model, optimizer and task, the loop and its checkpoints.
 class StageRunner {
  public:
+  // `log` is null on every rank but 0, which alone writes the run directory.
   StageRunner(const RunConfig& config, size_t stage_index, const Context& ctx, StageStart start,
-              const Dataset& data, const LeaveOneOutSplit& split, RunLog& log);
+              const Dataset& data, const LeaveOneOutSplit& split, RunLog* log,
+              const Distributed& dist);
   TrainStatus run(const TrainerOptions& options);
   fs::path best_checkpoint() const { return checkpoints_dir_ / best_checkpoint_; }
 
@@ -173,33 +178,37 @@ class StageRunner {
   void write_final_metrics(const LoopState& state);
   void log_step(const LoopState& state, const StepLosses& losses, float lr, float norm,
                 int64_t tokens, double seconds, const Progress& progress);
+  void sum_over_ranks(StepLosses& losses) const;
+  void sum_gradients_over_ranks();
+  bool any_rank_stopping(bool stopping) const;
 
   const RunConfig& config_;
   const StageSection& stage_;
   Context ctx_;
   StageStart start_;
   const Dataset& data_;
-  RunLog& log_;
+  RunLog* log_;
+  Distributed dist_;
   fs::path run_dir_, checkpoints_dir_;
   std::unique_ptr<StageTask> task_;
   Decoder<float> model_;
   AdamW optimizer_;
   std::string best_checkpoint_;
-  DataShard shard_;
 };
 
 StageRunner::StageRunner(const RunConfig& config, size_t stage_index, const Context& ctx,
                          StageStart start, const Dataset& data, const LeaveOneOutSplit& split,
-                         RunLog& log)
+                         RunLog* log, const Distributed& dist)
     : config_(config),
       stage_(config.stages[stage_index]),
       ctx_(ctx),
       start_(std::move(start)),
       data_(data),
       log_(log),
+      dist_(dist),
       run_dir_(config.run.output_dir),
       checkpoints_dir_(run_dir_ / "checkpoints"),
-      task_(make_task(config, stage_, ctx, data, split)),
+      task_(make_task(config, stage_, ctx, data, split, dist)),
       model_(ctx, start_.model_config, task_->max_tokens()),
       optimizer_(ctx, set_up_model(),
                  AdamWConfig{stage_.train.lr, stage_.train.beta1, stage_.train.beta2,
@@ -252,9 +261,44 @@ StepLosses StageRunner::train_step(const std::vector<uint32_t>& order,
     batches.emplace_back(order.data() + micro[m], micro[m + 1] - micro[m]);
   }
   model_.zero_gradients();
-  StepLosses losses = task_->train_step(model_, batches, step, shard_);
+  StepLosses losses = task_->train_step(model_, batches, step, dist_.shard);
+  sum_over_ranks(losses);
+  sum_gradients_over_ranks();
   check_finite_loss(losses.loss, static_cast<int>(step + 1));
   return losses;
+}
+
+// Each rank's losses are its share of the step's: their sum is the step's loss.
+void StageRunner::sum_over_ranks(StepLosses& losses) const {
+  if (!dist_.parallel()) return;
+  std::vector<double> values = {losses.loss, static_cast<double>(losses.tokens)};
+  std::vector<std::string> keys;
+  for (const auto& [key, value] : losses.parts.items()) {
+    keys.push_back(key);
+    values.push_back(value.get<double>());
+  }
+  dist_.sum(values);
+  losses.loss = values[0];
+  losses.tokens = static_cast<int64_t>(values[1]);
+  for (size_t k = 0; k < keys.size(); ++k) losses.parts[keys[k]] = values[2 + k];
+}
+
+// Data parallelism: every rank's gradients are its shard's share, so their sum is the whole
+// step's gradient; every rank then takes the same optimizer step.
+void StageRunner::sum_gradients_over_ranks() {
+  if (!dist_.parallel()) return;
+  NvtxRange range("gradient all-reduce");
+  for (const ParameterGroup& g : optimizer_.groups()) {
+    dist_.comm->all_reduce_sum(const_cast<float*>(g.gradients), static_cast<size_t>(g.size));
+  }
+}
+
+// A signal reaches the ranks at different moments; they stop together after the step in which
+// any of them saw it.
+bool StageRunner::any_rank_stopping(bool stopping) const {
+  std::vector<double> flag = {stopping ? 1.0 : 0.0};
+  dist_.sum(flag);
+  return flag[0] > 0.0;
 }
 
 // A divergence that overflows the parameters stops the run before anything is evaluated or saved,
@@ -271,7 +315,12 @@ void StageRunner::check_finite_parameters(int64_t step) {
                  " (lower the learning rate or enable gradient clipping)");
 }
 
+// Rank 0 writes; every rank returns once the checkpoint is complete on disk.
 void StageRunner::save(const LoopState& state, const fs::path& dir) {
+  if (!dist_.writes_files()) {
+    if (dist_.parallel()) dist_.comm->barrier();
+    return;
+  }
   CheckpointData data;
   data.model_config = model_.config();
   data.parameters = model_.parameters().download();
@@ -290,9 +339,11 @@ void StageRunner::save(const LoopState& state, const fs::path& dir) {
                      {"seed", config_.run.seed}});
   data.trainer_state = state_json;
   save_checkpoint(dir, data);
+  if (dist_.parallel()) dist_.comm->barrier();
 }
 
 void StageRunner::prune_checkpoints(const LoopState& state, const fs::path& newest) {
+  if (!dist_.writes_files()) return;
   const std::string prefix = stage_.name + "-step";
   for (const auto& entry : fs::directory_iterator(checkpoints_dir_)) {
     const std::string name = entry.path().filename().string();
@@ -337,10 +388,11 @@ bool StageRunner::evaluate_and_checkpoint(LoopState& state) {
   }
   save(state, dir);
   prune_checkpoints(state, dir);
+  if (!log_) return eval.patience > 0 && state.evals_without_improvement >= eval.patience;
   json event = {{"stage", stage_.name}, {"step", state.step}, {"epoch", state.epoch}};
   for (const auto& [key, v] : metrics) event["valid/" + key] = v;
   event["eval_seconds"] = timer.elapsed_seconds();
-  log_.write(event);
+  log_->write(event);
   const double best = higher_is_better(eval.metric) ? state.best_metric : -state.best_metric;
   std::printf("%s step %lld: valid %s %.4f (best %.4f at step %lld)%s, %.1fs\n",
               stage_.name.c_str(), static_cast<long long>(state.step), eval.metric.c_str(), value,
@@ -360,6 +412,7 @@ void StageRunner::write_final_metrics(const LoopState& state) {
                  {"best_checkpoint", state.best_checkpoint},
                  {"epochs", state.epoch},
                  {"train_seconds", state.train_seconds}});
+  if (!dist_.writes_files()) return;
   const std::string text = result.dump(2) + "\n";
   std::ofstream(run_dir_ / ("final_metrics-" + stage_.name + ".json")) << text;
   std::ofstream(run_dir_ / "final_metrics.json") << text;
@@ -379,7 +432,7 @@ void StageRunner::log_step(const LoopState& state, const StepLosses& losses, flo
                 {"loss", losses.loss},         {"lr", lr},           {"grad_norm", norm},
                 {"tokens_per_s", tokens_per_s}};
   if (losses.parts.is_object()) event.update(losses.parts);
-  log_.write(event);
+  log_->write(event);
   std::printf("%s epoch %d step %lld/%lld loss %.4f lr %.2e %.0f tok/s ETA %s\n",
               stage_.name.c_str(), state.epoch + 1, static_cast<long long>(state.step),
               static_cast<long long>(planned_steps()), losses.loss, lr, tokens_per_s,
@@ -393,8 +446,10 @@ TrainStatus StageRunner::run(const TrainerOptions& options) {
   if (options.resume) {
     if (std::optional<fs::path> latest = latest_checkpoint(checkpoints_dir_, stage_.name)) {
       restore(*latest, state);
-      std::printf("resumed %s from %s (step %lld)\n", stage_.name.c_str(), latest->c_str(),
-                  static_cast<long long>(state.step));
+      if (dist_.writes_files()) {
+        std::printf("resumed %s from %s (step %lld)\n", stage_.name.c_str(), latest->c_str(),
+                    static_cast<long long>(state.step));
+      }
     }
   }
   task_->prepare(model_);
@@ -422,7 +477,7 @@ TrainStatus StageRunner::run(const TrainerOptions& options) {
       window_seconds += timer.elapsed_seconds();
       window_tokens += losses.tokens;
       progress.update(state.step);
-      if (state.step % config_.run.log_every_steps == 0) {
+      if (log_ && state.step % config_.run.log_every_steps == 0) {
         log_step(state, losses, lr, norm, window_tokens, window_seconds, progress);
         window_tokens = 0;
         window_seconds = 0.0;
@@ -435,16 +490,20 @@ TrainStatus StageRunner::run(const TrainerOptions& options) {
       const bool last_step = state.step >= total;
       const bool eval_due =
           stage_.eval.every_steps > 0 ? state.step % stage_.eval.every_steps == 0 : epoch_end;
-      if (eval_due || last_step) stop = evaluate_and_checkpoint(state) || last_step;
-      const bool interrupted = stop_requested != 0 || (options.interrupt_after_steps > 0 &&
-                                                       state.step >= options.interrupt_after_steps);
+      const bool checkpointed = eval_due || last_step;
+      if (checkpointed) stop = evaluate_and_checkpoint(state) || last_step;
+      bool interrupted = stop_requested != 0 || (options.interrupt_after_steps > 0 &&
+                                                 state.step >= options.interrupt_after_steps);
+      if (dist_.parallel()) interrupted = any_rank_stopping(interrupted);
       if (interrupted && !stop) {
         const fs::path dir =
             checkpoints_dir_ / (stage_.name + "-step" + std::to_string(state.step));
-        if (!fs::exists(dir)) save(state, dir);
+        if (!checkpointed) save(state, dir);
         stop_requested = 0;
-        std::printf("interrupted at step %lld: checkpoint %s; continue with --resume\n",
-                    static_cast<long long>(state.step), dir.c_str());
+        if (dist_.writes_files()) {
+          std::printf("interrupted at step %lld: checkpoint %s; continue with --resume\n",
+                      static_cast<long long>(state.step), dir.c_str());
+        }
         return TrainStatus::kInterrupted;
       }
       if (epoch_end) break;
@@ -471,9 +530,40 @@ std::optional<fs::path> finished_stage_checkpoint(const fs::path& run_dir,
 
 void request_stop() { stop_requested = 1; }
 
+namespace {
+
+CommunicatorOptions communicator_options(const RunConfig& config, const LaunchInfo& launch) {
+  CommunicatorOptions options;
+  options.backend = config.distributed.backend;
+  options.rank = launch.rank;
+  options.world_size = launch.world_size;
+  options.timeout = std::chrono::seconds(config.distributed.timeout_seconds);
+  options.share_from_rank0 = [launch, timeout = options.timeout](const std::string& payload) {
+    return rendezvous_share(launch, payload, timeout);
+  };
+  return options;
+}
+
+// Rank 0 resolves (and may write an aligned dataset) before the others read.
+StageStart stage_start_on_every_rank(const RunConfig& config, size_t stage_index,
+                                     const std::optional<fs::path>& previous_best,
+                                     const Distributed& dist) {
+  std::optional<StageStart> start;
+  if (dist.writes_files()) start = resolve_stage_start(config, stage_index, previous_best, true);
+  if (dist.parallel()) dist.comm->barrier();
+  if (!start) start = resolve_stage_start(config, stage_index, previous_best, false);
+  return std::move(*start);
+}
+
+}  // namespace
+
 TrainStatus train(const RunConfig& config, const TrainerOptions& options) {
+  const LaunchInfo& launch = options.launch;
   const Device device = parse_device(config.run.device);
-  Context ctx = device == Device::kCuda ? Context::cuda() : Context::cpu(config.run.threads);
+  Context ctx =
+      device == Device::kCuda ? Context::cuda(launch.local_rank) : Context::cpu(config.run.threads);
+  std::unique_ptr<Communicator> comm = make_communicator(ctx, communicator_options(config, launch));
+  const Distributed dist{{launch.rank, launch.world_size}, comm.get()};
   const fs::path run_dir(config.run.output_dir);
   const fs::path checkpoints = run_dir / "checkpoints";
   if (!options.resume && fs::exists(checkpoints) && !fs::is_empty(checkpoints)) {
@@ -481,31 +571,40 @@ TrainStatus train(const RunConfig& config, const TrainerOptions& options) {
                 " already holds checkpoints: continue it with --resume, or set run.output_dir to "
                 "a new directory");
   }
-  fs::create_directories(run_dir);
-  std::ofstream(run_dir / "config.resolved.yaml") << to_yaml(config);
-  RunLog log(run_dir / "metrics.jsonl");
+  std::optional<RunLog> log;
+  if (dist.writes_files()) {
+    fs::create_directories(run_dir);
+    std::ofstream(run_dir / "config.resolved.yaml") << to_yaml(config);
+    log.emplace(run_dir / "metrics.jsonl");
+    if (dist.parallel())
+      std::printf("data parallel: %d ranks, %s\n", launch.world_size, comm->backend().c_str());
+  }
   std::optional<fs::path> previous_best;
   for (size_t i = 0; i < config.stages.size(); ++i) {
     const StageSection& stage = config.stages[i];
     if (options.resume) {
       if (std::optional<fs::path> done = finished_stage_checkpoint(run_dir, stage.name)) {
-        std::printf("stage %s already finished: best checkpoint %s\n", stage.name.c_str(),
-                    done->c_str());
+        if (dist.writes_files()) {
+          std::printf("stage %s already finished: best checkpoint %s\n", stage.name.c_str(),
+                      done->c_str());
+        }
         previous_best = done;
         continue;
       }
     }
-    StageStart start = resolve_stage_start(config, i, previous_best);
+    StageStart start = stage_start_on_every_rank(config, i, previous_best, dist);
     Dataset data = Dataset::open(start.data_path);
     LeaveOneOutSplit split(data);
-    std::printf(
-        "recforge train, stage %s (%s) on %s (%d threads): %d users, %d items, %lld "
-        "interactions, from %s\n",
-        stage.name.c_str(), stage.objective.type.c_str(), device_name(ctx.device()).c_str(),
-        device == Device::kCpu ? omp_get_max_threads() : 0, data.num_users(), data.num_items(),
-        static_cast<long long>(data.num_interactions()),
-        start.checkpoint ? start.checkpoint->c_str() : "scratch");
-    StageRunner runner(config, i, ctx, std::move(start), data, split, log);
+    if (dist.writes_files()) {
+      std::printf(
+          "recforge train, stage %s (%s) on %s (%d threads): %d users, %d items, %lld "
+          "interactions, from %s\n",
+          stage.name.c_str(), stage.objective.type.c_str(), device_name(ctx.device()).c_str(),
+          device == Device::kCpu ? omp_get_max_threads() : 0, data.num_users(), data.num_items(),
+          static_cast<long long>(data.num_interactions()),
+          start.checkpoint ? start.checkpoint->c_str() : "scratch");
+    }
+    StageRunner runner(config, i, ctx, std::move(start), data, split, log ? &*log : nullptr, dist);
     if (runner.run(options) == TrainStatus::kInterrupted) return TrainStatus::kInterrupted;
     previous_best = runner.best_checkpoint();
   }
