@@ -2,12 +2,15 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <string>
+#include <vector>
 
 namespace recforge {
 
 void register_demo_command(CLI::App& app);
 void register_bench_command(CLI::App& app);
-void register_train_command(CLI::App& app);
+// `command_line` is the process's argv: `train --nproc N` starts its workers with it.
+void register_train_command(CLI::App& app, const std::vector<std::string>& command_line);
 void register_eval_command(CLI::App& app);
 void register_recommend_command(CLI::App& app);
 void register_data_command(CLI::App& app);

@@ -10,7 +10,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   recforge::register_demo_command(app);
   recforge::register_bench_command(app);
-  recforge::register_train_command(app);
+  recforge::register_train_command(app, std::vector<std::string>(argv, argv + argc));
   recforge::register_eval_command(app);
   recforge::register_recommend_command(app);
   recforge::register_data_command(app);

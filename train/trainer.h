@@ -21,6 +21,7 @@
 #include <cstdint>
 
 #include "train/config.h"
+#include "train/launch.h"
 
 namespace recforge {
 
@@ -28,6 +29,8 @@ struct TrainerOptions {
   bool resume = false;  // continue from the run directory's latest checkpoint
   // > 0: act as if SIGTERM arrived once this many optimizer steps are done (tests of resume).
   int64_t interrupt_after_steps = 0;
+  // This process's place in a multi-process run (train/launch.h); a single process by default.
+  LaunchInfo launch;
 };
 
 enum class TrainStatus { kCompleted, kInterrupted };
