@@ -10,6 +10,7 @@
 #include "kernels/layernorm.h"
 #include "kernels/lora.h"
 #include "kernels/matmul.h"
+#include "kernels/nvtx.h"
 
 namespace recforge {
 namespace {
@@ -206,6 +207,7 @@ void Decoder<T>::forward(const DeviceBatch& batch, const ForwardOptions& options
 // previous step and the norm after r3 fused into this one.
 template <typename T>
 void Decoder<T>::layer_forward(int l, const DeviceBatch& batch) {
+  NvtxRange range("layer ", l, " forward");
   const int N = batch.num_tokens(), C = config_.d_model, F = config_.mlp_width();
   const LayerTensors<T>& w = weights_.layers[l];
   LayerActivations& a = layers_[l];
@@ -230,6 +232,7 @@ void Decoder<T>::layer_forward(int l, const DeviceBatch& batch) {
 
 template <typename T>
 double Decoder<T>::output_loss(const DeviceBatch& batch, bool backward) {
+  NvtxRange range("output loss");
   const int N = batch.num_tokens(), C = config_.d_model, V = config_.vocab_size;
   RECFORGE_CHECK(batch.targets() != nullptr, "output_loss needs a batch with targets");
   const int64_t counted = batch.num_counted_targets();
@@ -270,6 +273,7 @@ void Decoder<T>::backward(const DeviceBatch& batch) {
 // Backward of layer_forward, in reverse. On entry grad_.residual holds ∂L/∂r3; on exit ∂L/∂x.
 template <typename T>
 void Decoder<T>::layer_backward(int l, const DeviceBatch& batch) {
+  NvtxRange range("layer ", l, " backward");
   const int N = batch.num_tokens(), C = config_.d_model, F = config_.mlp_width();
   const LayerTensors<T>& w = weights_.layers[l];
   const LayerTensors<T>& g = weight_gradients_.layers[l];
