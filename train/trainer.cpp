@@ -22,6 +22,7 @@
 #include "train/launch.h"
 #include "train/optimizer.h"
 #include "train/pretrain_task.h"
+#include "train/rendezvous.h"
 #include "train/run_log.h"
 #include "train/schedule.h"
 #include "train/sft_stage.h"

@@ -243,7 +243,7 @@ TEST_F(PipelineTest, SftLossReachesOnlyTheAnswerPositions) {
   c.stages[0].objective.task = "preference";
   const Dataset data = Dataset::open(root_ / "rated");
   const LeaveOneOutSplit split(data);
-  SftStage task(c, c.stages[0], Context::cpu(), data, split);
+  SftStage task(c, c.stages[0], Context::cpu(), data, split, Distributed{});
   const ModelConfig model_config = model_config_for(c, data.num_items());
   Decoder<float> model(Context::cpu(), model_config, task.max_tokens());
   model.load_parameters(initial_parameters(model_config, model.layout(), 3));
