@@ -409,6 +409,7 @@ template <typename V>
 void visit(V& v, DistributedSection& s) {
   v.field("backend", s.backend, one_of({"auto", "nccl", "mpi", "none"}));
   v.field("timeout_seconds", s.timeout_seconds, at_least(1));
+  v.field("zero1", s.zero1);
 }
 
 template <typename V>

@@ -213,7 +213,8 @@ StageRunner::StageRunner(const RunConfig& config, size_t stage_index, const Cont
       model_(ctx, start_.model_config, task_->max_tokens()),
       optimizer_(ctx, set_up_model(),
                  AdamWConfig{stage_.train.lr, stage_.train.beta1, stage_.train.beta2,
-                             stage_.train.eps, stage_.train.weight_decay}) {
+                             stage_.train.eps, stage_.train.weight_decay},
+                 dist.comm, config.distributed.zero1) {
   RECFORGE_CHECK(task_->num_examples() > 0, "stage ", stage_.name, ": the dataset at ",
                  data.directory().string(), " gives no training example for the objective");
 }
@@ -287,7 +288,7 @@ void StageRunner::sum_over_ranks(StepLosses& losses) const {
 // Data parallelism: every rank's gradients are its shard's share, so their sum is the whole
 // step's gradient; every rank then takes the same optimizer step.
 void StageRunner::sum_gradients_over_ranks() {
-  if (!dist_.parallel()) return;
+  if (!dist_.parallel() || optimizer_.zero1()) return;  // ZeRO-1 reduce-scatters them instead
   NvtxRange range("gradient all-reduce");
   for (const ParameterGroup& g : optimizer_.groups()) {
     dist_.comm->all_reduce_sum(const_cast<float*>(g.gradients), static_cast<size_t>(g.size));
@@ -318,6 +319,7 @@ void StageRunner::check_finite_parameters(int64_t step) {
 
 // Rank 0 writes; every rank returns once the checkpoint is complete on disk.
 void StageRunner::save(const LoopState& state, const fs::path& dir) {
+  auto [adam_m, adam_v] = optimizer_.full_moments();  // a collective with ZeRO-1
   if (!dist_.writes_files()) {
     if (dist_.parallel()) dist_.comm->barrier();
     return;
@@ -325,8 +327,8 @@ void StageRunner::save(const LoopState& state, const fs::path& dir) {
   CheckpointData data;
   data.model_config = model_.config();
   data.parameters = model_.parameters().download();
-  data.adam_m = optimizer_.first_moment().download();
-  data.adam_v = optimizer_.second_moment().download();
+  data.adam_m = std::move(adam_m);
+  data.adam_v = std::move(adam_v);
   data.item_ids = item_ids_of(data_);
   if (model_.has_lora()) {
     data.write_extra_files = [this](const fs::path& tmp) { save_peft_adapter(tmp, model_); };

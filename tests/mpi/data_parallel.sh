@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Data-parallel training on CPU through MPI (label mpi): 20 steps on 2 ranks give the parameters
-# of one process with the same global batch; a run interrupted on 2 ranks resumes on 1 and the
-# reverse, ending where the straight run ends. Tolerance: relative difference 1e-6 (the ranks add
+# Data-parallel training on CPU through MPI (label mpi): 20 steps on 2 ranks, with and without
+# ZeRO-1, give the parameters of one process with the same global batch; a run interrupted on 2
+# ranks resumes on 1 and the reverse, ending where the straight run ends. Tolerance: relative difference 1e-6 (the ranks add
 # their gradients in another order than one process does; at lr 1e-3 20 AdamW steps stay near
 # 4e-7, at lr 3e-3 the rounding grows to about 2.6e-6).
 # Usage: tests/mpi/data_parallel.sh RECFORGE_BINARY
@@ -35,6 +35,16 @@ echo "== one process"
 echo "== two ranks"
 mpi 2 "$recforge" train c.yaml run.output_dir=two >two.log
 compare "$(last_checkpoint one)" "$(last_checkpoint two)"
+
+echo "== two ranks with ZeRO-1"
+mpi 2 "$recforge" train c.yaml run.output_dir=zero distributed.zero1=true >zero.log
+compare "$(last_checkpoint one)" "$(last_checkpoint zero)"
+
+echo "== two ranks with ZeRO-1 interrupted at step 10, resumed on one without it"
+mpi 2 "$recforge" train c.yaml run.output_dir=zero-one distributed.zero1=true \
+  --interrupt-after-steps 10 >zero-one.log || test $? -eq 143
+"$recforge" train c.yaml run.output_dir=zero-one distributed.backend=none --resume >>zero-one.log
+compare "$(last_checkpoint one)" "$(last_checkpoint zero-one)"
 
 echo "== two ranks interrupted at step 10, resumed on one"
 mpi 2 "$recforge" train c.yaml run.output_dir=two-one --interrupt-after-steps 10 >two-one.log || test $? -eq 143
