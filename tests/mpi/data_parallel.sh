@@ -57,6 +57,37 @@ echo "== one process interrupted at step 10, resumed on two ranks"
 mpi 2 "$recforge" train c.yaml run.output_dir=one-two --resume >>one-two.log
 compare "$(last_checkpoint one)" "$(last_checkpoint one-two)"
 
+echo "== MBP + NBP, LoRA SFT and LoRA S-DPO stages on 2 ranks with ZeRO-1 match one process"
+cat >stages.yaml <<'YAML'
+run: {device: cpu, threads: 1, log_every_steps: 1000}
+data: {path: data, max_len: 20}
+model: {d_model: 32, n_layer: 1, n_head: 1, dropout: 0.0}
+stages:
+  - {name: pre, objective: {type: mbp_nbp}, train: {epochs: 2, batch_size: 32},
+     eval: {patience: 0, sampled_negatives: 20}}
+  - {name: sft, objective: {type: sft, task: next_item}, train: {epochs: 1, batch_size: 32},
+     finetune: {method: lora, lora: {targets: [all_linear]}},
+     eval: {patience: 0, sampled_negatives: 20}}
+  - {name: dpo, train: {epochs: 1, batch_size: 32},
+     objective: {type: dpo, dpo: {loss: sdpo, rejected: 3, precompute_reference: false,
+                                  pairs_per_user: 2}},
+     finetune: {method: lora, lora: {targets: [all_linear]}},
+     eval: {patience: 0, sampled_negatives: 20}}
+YAML
+"$recforge" train stages.yaml run.output_dir=stages-one distributed.backend=none >stages-one.log
+mpi 2 "$recforge" train stages.yaml run.output_dir=stages-two distributed.backend=mpi \
+  distributed.zero1=true >stages-two.log
+/usr/bin/python3 - <<'PY'
+import json
+for stage in ("pre", "sft", "dpo"):
+    one = json.load(open(f"stages-one/final_metrics-{stage}.json"))
+    two = json.load(open(f"stages-two/final_metrics-{stage}.json"))
+    diff = abs(one["test/ndcg@10"] - two["test/ndcg@10"])
+    print(f"{stage}: test ndcg@10 {one['test/ndcg@10']:.4f} (1 process) vs "
+          f"{two['test/ndcg@10']:.4f} (2 ranks), difference {diff:.2g}")
+    assert diff < 1e-3, stage
+PY
+
 echo "== an inconsistent launch environment is a clear error, not a hang"
 expect_error() {  # MESSAGE COMMAND...
   local out
