@@ -258,6 +258,7 @@ int64_t StageRunner::planned_steps() const {
 StepLosses StageRunner::train_step(const std::vector<uint32_t>& order,
                                    const std::vector<size_t>& micro, size_t first, size_t last,
                                    int64_t step) {
+  NvtxRange range("step ", step + 1);
   std::vector<std::span<const uint32_t>> batches;
   for (size_t m = first; m < last; ++m) {
     batches.emplace_back(order.data() + micro[m], micro[m + 1] - micro[m]);
@@ -319,6 +320,7 @@ void StageRunner::check_finite_parameters(int64_t step) {
 
 // Rank 0 writes; every rank returns once the checkpoint is complete on disk.
 void StageRunner::save(const LoopState& state, const fs::path& dir) {
+  NvtxRange range("checkpoint");
   auto [adam_m, adam_v] = optimizer_.full_moments();  // a collective with ZeRO-1
   if (!dist_.writes_files()) {
     if (dist_.parallel()) dist_.comm->barrier();
@@ -365,6 +367,7 @@ void StageRunner::restore(const fs::path& dir, LoopState& state) {
 
 // Validation, a checkpoint, and the early-stopping bookkeeping. Returns true to stop.
 bool StageRunner::evaluate_and_checkpoint(LoopState& state) {
+  NvtxRange range("evaluation");
   const EvalSection& eval = stage_.eval;
   Progress timer(0, 1);
   Metrics metrics;
