@@ -88,7 +88,7 @@ std::unique_ptr<StageTask> make_task(const RunConfig& config, const StageSection
     return std::make_unique<DpoStage>(config, stage, ctx, data, split,
                                       stage.finetune.method == "lora", dist);
   }
-  throw Error(concat("stage ", stage.name, ": objective ", type, " is not available yet"));
+  throw Error(concat("stage ", stage.name, ": unknown objective ", type));
 }
 
 LoraConfig lora_config(const LoraSection& s) {
