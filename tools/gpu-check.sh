@@ -10,7 +10,7 @@
 #     libgtest-dev libcli11-dev nlohmann-json3-dev libopenblas-dev libopenblas-pthread-dev \
 #     libopenblas0-pthread libgfortran5)
 # Usage: tools/gpu-check.sh [STEPS...]
-#   steps: build tests memcheck racecheck bench beauty finetune dpo-sweep
+#   steps: build tests memcheck racecheck bench beauty finetune dpo-sweep nccl
 #   RECFORGE_MEMCHECK_FILTER: gtest filter of the memcheck step (default: every gpu test)
 #   RECFORGE_RACECHECK_FILTER: gtest filter of the racecheck step (default: the attention tests)
 set -uo pipefail
@@ -117,6 +117,19 @@ sigmoid-dropout stages.0.objective.dpo.loss=sigmoid stages.0.objective.dpo.rejec
 SWEEP
 }
 
+# NCCL as far as one GPU allows: the backend found at configure time, and a one-rank training run
+# through the nccl backend and through --nproc 1.
+run_nccl() {
+  stamp "nccl"
+  grep "communication backends" "$out/configure.log"
+  rm -rf /tmp/nccl-run /tmp/nproc-run
+  (cd "$root" && timeout 120 "$build/recforge" train configs/synthetic.yaml run.device=cuda \
+    run.output_dir=/tmp/nccl-run distributed.backend=nccl stages.0.train.max_steps=30 2>&1 |
+    tail -3)
+  (cd "$root" && timeout 120 "$build/recforge" train --nproc 1 configs/synthetic.yaml \
+    run.device=cuda run.output_dir=/tmp/nproc-run stages.0.train.max_steps=30 2>&1 | tail -2)
+}
+
 unpack_deps
 wants build && build_all
 wants tests && run_tests
@@ -126,4 +139,5 @@ wants bench && run_bench
 wants beauty && run_beauty
 wants finetune && run_finetune
 wants dpo-sweep && run_dpo_sweep
+wants nccl && run_nccl
 stamp "done"
