@@ -123,10 +123,10 @@ run_nccl() {
   stamp "nccl"
   grep "communication backends" "$out/configure.log"
   rm -rf /tmp/nccl-run /tmp/nproc-run
-  (cd "$root" && timeout 120 "$build/recforge" train configs/synthetic.yaml run.device=cuda \
+  (cd "$root" && timeout 120 "$build/recforge" train configs/beauty.yaml run.device=cuda \
     run.output_dir=/tmp/nccl-run distributed.backend=nccl stages.0.train.max_steps=30 2>&1 |
     tail -3)
-  (cd "$root" && timeout 120 "$build/recforge" train --nproc 1 configs/synthetic.yaml \
+  (cd "$root" && timeout 120 "$build/recforge" train --nproc 1 configs/beauty.yaml \
     run.device=cuda run.output_dir=/tmp/nproc-run stages.0.train.max_steps=30 2>&1 | tail -2)
 }
 
