@@ -255,19 +255,58 @@ void Decoder<T>::logits(T* out, int num_tokens) {
 }
 
 template <typename T>
+void Decoder<T>::announce_gradients(GradientReady ready, int pass) {
+  RECFORGE_CHECK(pass >= 1, "announce_gradients: pass must be >= 1, got ", pass);
+  gradient_ready_ = std::move(ready);
+  passes_until_announce_ = pass;
+  announced_ = false;
+}
+
+// Every parameter tensor whose name starts with `prefix`, in layout order.
+template <typename T>
+void Decoder<T>::announce_prefix(const std::string& prefix, const GradientReady& ready) {
+  for (const ParameterInfo& info : layout_.tensors()) {
+    if (info.name.rfind(prefix, 0) == 0) ready(gradients_.data() + info.offset, info.size);
+  }
+}
+
+template <typename T>
+void Decoder<T>::announce_all_gradients(const GradientReady& ready) {
+  announce_prefix("ln_f.", ready);
+  for (int l = config_.n_layer - 1; l >= 0; --l) announce_prefix(concat("h.", l, "."), ready);
+  announce_prefix("wte", ready);
+  announce_prefix("wpe", ready);
+  gradient_ready_ = nullptr;
+}
+
+template <typename T>
 void Decoder<T>::backward(const DeviceBatch& batch) {
   const int N = batch.num_tokens(), C = config_.d_model;
   const int last = config_.n_layer - 1;
+  const bool announce = gradient_ready_ && --passes_until_announce_ == 0;
+  auto ready = [&](const std::string& prefix) {
+    if (announce) announce_prefix(prefix, gradient_ready_);
+  };
   // grad_.residual accumulates ∂L/∂(residual stream) from the top down.
   zero_bytes(ctx_, grad_.residual, static_cast<size_t>(N) * C * sizeof(T));
   const ModelTensors<T>& g = weight_gradients_;
   layernorm_backward(ctx_, grad_.residual, base_frozen_ ? nullptr : g.lnf_w,
                      base_frozen_ ? nullptr : g.lnf_b, grad_.hidden, layers_[last].residual3,
                      weights_.lnf_w, final_norm_.mean, final_norm_.rstd, N, C);
-  for (int l = last; l >= 0; --l) layer_backward(l, batch);
+  ready("ln_f.");
+  for (int l = last; l >= 0; --l) {
+    layer_backward(l, batch);
+    ready(concat("h.", l, "."));
+  }
   const T* dencoded = dropout_gradient(grad_.residual, grad_.channels, N, kEmbeddingStream);
   embedding_backward(ctx_, g.wte, base_frozen_ ? nullptr : g.wpe, dencoded, batch.token_index(),
                      batch.position_index(), C);
+  ready("wte");
+  ready("wpe");
+  if (announce) {
+    announced_ = true;
+    gradient_ready_ = nullptr;
+  }
 }
 
 // Backward of layer_forward, in reverse. On entry grad_.residual holds ∂L/∂r3; on exit ∂L/∂x.

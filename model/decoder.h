@@ -11,6 +11,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -80,6 +81,17 @@ class Decoder {
   // gradients() (and the adapters' into adapter_gradients() when the forward used them).
   void backward(const DeviceBatch& batch);
 
+  // Data-parallel overlap: the `pass`-th backward() from now (1 = the next) calls
+  // ready(gradient, count) for each parameter tensor's gradient as soon as it is final — ln_f's
+  // first, each layer's tensors right after that layer's backward, the embeddings last — so a
+  // trainer can start reducing a tensor while the backward goes on. gradients_announced() tells
+  // whether that pass happened (a task may run fewer passes than it was expected to).
+  using GradientReady = std::function<void(T* gradient, int64_t count)>;
+  void announce_gradients(GradientReady ready, int pass);
+  bool gradients_announced() const { return announced_; }
+  // The calls announce_gradients makes, all at once and in the same order, and disarms it.
+  void announce_all_gradients(const GradientReady& ready);
+
   // ---- LoRA (model/lora.h) ----------------------------------------------------------------
   // Adds adapters (A from `seed`, B = 0) and their gradients to the targeted layers, replacing any
   // earlier ones; a merged adapter's update stays in the weights. The forward then computes
@@ -139,6 +151,7 @@ class Decoder {
   const T* dropout_gradient(const T* dout, T* scratch, int N, uint64_t stream) const;
   void layer_forward(int l, const DeviceBatch& batch);
   void layer_backward(int l, const DeviceBatch& batch);
+  void announce_prefix(const std::string& prefix, const GradientReady& ready);
   // The targeted linear layer of block l: out[N, out] = inp[N, in] · Wᵀ + b (+ its adapter).
   void linear_forward(int l, LoraTarget target, T* out, const T* inp, int N);
   // dinp [N, in] = ∂L/∂inp (overwritten) and the weights' gradients from dout [N, out].
@@ -159,6 +172,9 @@ class Decoder {
   Norm final_norm_;
   GradientScratch grad_;
   ForwardOptions last_options_;
+  GradientReady gradient_ready_;
+  int passes_until_announce_ = 0;
+  bool announced_ = false;
 
   std::optional<LoraLayout> lora_layout_;
   Buffer<T> adapter_parameters_, adapter_gradients_, lora_activations_;

@@ -68,6 +68,13 @@ class Communicator {
   // data [count] takes the values of rank `root`.
   virtual void broadcast(float* data, size_t count, int root) = 0;
 
+  // Starts data [count] becoming the sum over ranks and returns without waiting (gradient
+  // buckets during the backward); finish_all_reduces() waits for every one started. The data must
+  // not be read or written in between. nccl: queued on the communication stream after the compute
+  // stream's work so far, and the compute stream waits for them only at finish_all_reduces().
+  virtual void start_all_reduce_sum(float* data, size_t count) = 0;
+  virtual void finish_all_reduces() = 0;
+
   // Host memory, whatever the backend: data [count] becomes the sum over ranks.
   virtual void all_reduce_sum_host(double* data, size_t count) = 0;
   // Returns once every rank has called it (and, with nccl, after the collectives queued before).

@@ -410,6 +410,7 @@ void visit(V& v, DistributedSection& s) {
   v.field("backend", s.backend, one_of({"auto", "nccl", "mpi", "none"}));
   v.field("timeout_seconds", s.timeout_seconds, at_least(1));
   v.field("zero1", s.zero1);
+  v.field("overlap", s.overlap);
 }
 
 template <typename V>

@@ -157,6 +157,7 @@ struct DistributedSection {
   std::string backend = "auto";  // auto | nccl | mpi | none
   int timeout_seconds = 300;     // > 0: rendezvous and collective set-up waits
   bool zero1 = false;            // shard AdamW's moments over the ranks (ZeRO stage 1)
+  bool overlap = true;           // reduce gradients tensor by tensor during the last backward
 
   bool operator==(const DistributedSection&) const = default;
 };

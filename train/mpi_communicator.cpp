@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <vector>
 
 #include "train/communicator_backends.h"
 #include "train/mpi_environment.h"
@@ -69,6 +70,24 @@ class MpiCommunicator final : public Communicator {
 
   void barrier() override { mpi::check(MPI_Barrier(comm_), "MPI_Barrier"); }
 
+  void start_all_reduce_sum(float* data, size_t count) override {
+    for (size_t at = 0; at < count; at += kMaxChunk) {
+      const int chunk = static_cast<int>(std::min(kMaxChunk, count - at));
+      MPI_Request request;
+      mpi::check(
+          MPI_Iallreduce(MPI_IN_PLACE, data + at, chunk, MPI_FLOAT, MPI_SUM, comm_, &request),
+          "MPI_Iallreduce");
+      pending_.push_back(request);
+    }
+  }
+
+  void finish_all_reduces() override {
+    std::vector<MPI_Request> requests;
+    requests.swap(pending_);
+    mpi::check(MPI_Waitall(static_cast<int>(requests.size()), requests.data(), MPI_STATUSES_IGNORE),
+               "MPI_Waitall");
+  }
+
  private:
   template <typename T>
   void all_reduce_in_place(T* data, size_t count, MPI_Datatype type) {
@@ -81,6 +100,7 @@ class MpiCommunicator final : public Communicator {
 
   int rank_, world_size_;
   MPI_Comm comm_ = MPI_COMM_NULL;
+  std::vector<MPI_Request> pending_;  // started all-reduces
 };
 
 }  // namespace

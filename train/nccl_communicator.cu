@@ -121,6 +121,13 @@ class NcclCommunicator final : public Communicator {
     end_before_compute();
   }
 
+  void start_all_reduce_sum(float* data, size_t count) override {
+    begin_after_compute();
+    check(ncclAllReduce(data, data, count, ncclFloat, ncclSum, comm(), stream_), "ncclAllReduce");
+  }
+
+  void finish_all_reduces() override { end_before_compute(); }
+
   void reduce_scatter_sum(const float* input, float* output, size_t count_per_rank) override {
     begin_after_compute();
     check(ncclReduceScatter(input, output, count_per_rank, ncclFloat, ncclSum, comm(), stream_),

@@ -48,6 +48,11 @@ class PretrainTask : public StageTask {
   size_t num_examples() const override { return windows_.size(); }
   int32_t example_tokens(size_t example) const override { return windows_.length(example); }
   int max_tokens() const override;
+  int backward_passes(const std::vector<std::span<const uint32_t>>& micro_batches,
+                      const DataShard& shard) const override {
+    const int objectives = (nbp_loss_ ? 1 : 0) + (mbp_loss_ ? 1 : 0);
+    return objectives * StageTask::backward_passes(micro_batches, shard);
+  }
   StepLosses train_step(Decoder<float>& model,
                         const std::vector<std::span<const uint32_t>>& micro_batches, int64_t step,
                         const DataShard& shard) override;

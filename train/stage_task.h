@@ -74,6 +74,15 @@ class StageTask {
                                 const std::vector<std::span<const uint32_t>>& micro_batches,
                                 int64_t step, const DataShard& shard) = 0;
 
+  // How many backward passes train_step runs at most for this shard (one per non-empty slice of
+  // a micro-batch and objective): the last of them may start reducing gradients as they finish.
+  virtual int backward_passes(const std::vector<std::span<const uint32_t>>& micro_batches,
+                              const DataShard& shard) const {
+    int passes = 0;
+    for (const auto& micro : micro_batches) passes += shard.of(micro).empty() ? 0 : 1;
+    return passes;
+  }
+
   // Called once before the first training step of the stage (and again after a resume).
   virtual void prepare(Decoder<float>&) {}
 

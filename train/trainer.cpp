@@ -181,6 +181,8 @@ class StageRunner {
                 int64_t tokens, double seconds, const Progress& progress);
   void sum_over_ranks(StepLosses& losses) const;
   void sum_gradients_over_ranks();
+  bool overlaps_gradient_reduction() const;
+  Decoder<float>::GradientReady start_reduction() const;
   bool any_rank_stopping(bool stopping) const;
 
   const RunConfig& config_;
@@ -264,9 +266,19 @@ StepLosses StageRunner::train_step(const std::vector<uint32_t>& order,
     batches.emplace_back(order.data() + micro[m], micro[m + 1] - micro[m]);
   }
   model_.zero_gradients();
+  const bool overlap = overlaps_gradient_reduction();
+  const int passes = overlap ? task_->backward_passes(batches, dist_.shard) : 0;
+  if (passes > 0) model_.announce_gradients(start_reduction(), passes);
   StepLosses losses = task_->train_step(model_, batches, step, dist_.shard);
   sum_over_ranks(losses);
-  sum_gradients_over_ranks();
+  if (overlap) {
+    // A rank whose last pass did not come (no work) starts the same reductions now, in the same
+    // order, so every rank issues the same collectives.
+    if (!model_.gradients_announced()) model_.announce_all_gradients(start_reduction());
+    dist_.comm->finish_all_reduces();
+  } else {
+    sum_gradients_over_ranks();
+  }
   check_finite_loss(losses.loss, static_cast<int>(step + 1));
   return losses;
 }
@@ -284,6 +296,22 @@ void StageRunner::sum_over_ranks(StepLosses& losses) const {
   losses.loss = values[0];
   losses.tokens = static_cast<int64_t>(values[1]);
   for (size_t k = 0; k < keys.size(); ++k) losses.parts[keys[k]] = values[2 + k];
+}
+
+// Whether this step's gradients are reduced tensor by tensor during the last backward pass
+// (overlapped with the rest of it): with several ranks, the whole model trained and no ZeRO-1.
+bool StageRunner::overlaps_gradient_reduction() const {
+  return dist_.parallel() && config_.distributed.overlap && !optimizer_.zero1() &&
+         optimizer_.groups().size() == 1 && !model_.has_lora() &&
+         optimizer_.groups()[0].size == model_.layout().total_size();
+}
+
+Decoder<float>::GradientReady StageRunner::start_reduction() const {
+  Communicator* comm = dist_.comm;
+  return [comm](float* gradient, int64_t count) {
+    NvtxRange range("gradient all-reduce (bucket)");
+    comm->start_all_reduce_sum(gradient, static_cast<size_t>(count));
+  };
 }
 
 // Data parallelism: every rank's gradients are its shard's share, so their sum is the whole

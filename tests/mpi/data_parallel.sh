@@ -36,6 +36,10 @@ echo "== two ranks"
 mpi 2 "$recforge" train c.yaml run.output_dir=two >two.log
 compare "$(last_checkpoint one)" "$(last_checkpoint two)"
 
+echo "== two ranks reducing after the backward instead of during it: the same sums, bitwise"
+mpi 2 "$recforge" train c.yaml run.output_dir=two-sync distributed.overlap=false >two-sync.log
+/usr/bin/python3 "$here/compare_checkpoints.py" "$(last_checkpoint two)" "$(last_checkpoint two-sync)" 0
+
 echo "== two ranks with ZeRO-1"
 mpi 2 "$recforge" train c.yaml run.output_dir=zero distributed.zero1=true >zero.log
 compare "$(last_checkpoint one)" "$(last_checkpoint zero)"
