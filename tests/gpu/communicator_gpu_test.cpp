@@ -44,6 +44,21 @@ TEST_F(CommunicatorGpuTest, AllReduceSumSeesTheKernelQueuedBeforeIt) {
   expect_close("nccl all_reduce_sum", data, 1e-6);
 }
 
+TEST_F(CommunicatorGpuTest, StartedAllReducesSeeTheirKernelsAndFinishBeforeTheNextOne) {
+  auto inp = mirrored(random_floats(kCount, 2, -3.0f, 3.0f));
+  Mirrored<float> first(kCount), second(kCount), out(kCount);
+  for (Mirrored<float>* x : {&first, &second, &out}) x->poison();
+  for (const Context* ctx : {&cpu_, &cuda_}) {
+    gelu_forward(*ctx, first.on(*ctx), inp.on(*ctx), kCount);
+    on(*ctx).start_all_reduce_sum(first.on(*ctx), kCount);
+    gelu_forward(*ctx, second.on(*ctx), first.on(*ctx), kCount);
+    on(*ctx).start_all_reduce_sum(second.on(*ctx), kCount);
+    on(*ctx).finish_all_reduces();
+    gelu_forward(*ctx, out.on(*ctx), second.on(*ctx), kCount);
+  }
+  expect_close("nccl start_all_reduce_sum", out, 1e-6);
+}
+
 TEST_F(CommunicatorGpuTest, ReduceScatterAndAllGatherCopyOneRanksBlock) {
   auto inp = mirrored(random_floats(kCount, 2));
   Mirrored<float> shard(kCount), gathered(kCount);
