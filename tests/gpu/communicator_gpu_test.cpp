@@ -46,17 +46,19 @@ TEST_F(CommunicatorGpuTest, AllReduceSumSeesTheKernelQueuedBeforeIt) {
 
 TEST_F(CommunicatorGpuTest, StartedAllReducesSeeTheirKernelsAndFinishBeforeTheNextOne) {
   auto inp = mirrored(random_floats(kCount, 2, -3.0f, 3.0f));
-  Mirrored<float> first(kCount), second(kCount), out(kCount);
-  for (Mirrored<float>* x : {&first, &second, &out}) x->poison();
+  Mirrored<float> first(kCount), second(kCount), out_first(kCount), out_second(kCount);
+  for (Mirrored<float>* x : {&first, &second, &out_first, &out_second}) x->poison();
   for (const Context* ctx : {&cpu_, &cuda_}) {
     gelu_forward(*ctx, first.on(*ctx), inp.on(*ctx), kCount);
     on(*ctx).start_all_reduce_sum(first.on(*ctx), kCount);
-    gelu_forward(*ctx, second.on(*ctx), first.on(*ctx), kCount);
+    gelu_forward(*ctx, second.on(*ctx), inp.on(*ctx), kCount);  // compute goes on meanwhile
     on(*ctx).start_all_reduce_sum(second.on(*ctx), kCount);
     on(*ctx).finish_all_reduces();
-    gelu_forward(*ctx, out.on(*ctx), second.on(*ctx), kCount);
+    gelu_forward(*ctx, out_first.on(*ctx), first.on(*ctx), kCount);
+    gelu_forward(*ctx, out_second.on(*ctx), second.on(*ctx), kCount);
   }
-  expect_close("nccl start_all_reduce_sum", out, 1e-6);
+  expect_close("nccl start_all_reduce_sum (first)", out_first, 1e-6);
+  expect_close("nccl start_all_reduce_sum (second)", out_second, 1e-6);
 }
 
 TEST_F(CommunicatorGpuTest, ReduceScatterAndAllGatherCopyOneRanksBlock) {
