@@ -8,44 +8,17 @@ The losses follow TRL's DPOTrainer (sigmoid with label smoothing, robust, ipo, h
 (Chen et al. 2024), written here independently of the C++ formulation.
 Only uses what both PyTorch 1.13 (Debian) and 2.x provide.
 """
-import pathlib
 import sys
 
-import numpy as np
 import torch
 import torch.nn.functional as F
+
+from kernels import Case
 
 torch.set_default_dtype(torch.float64)
 
 LOSS_TYPES = ["sigmoid", "ipo", "hinge", "robust", "sdpo"]  # the order of enum class DpoLoss
 
-
-class Case:
-    def __init__(self, directory, prefix=""):
-        self.dir = pathlib.Path(directory)
-        self.prefix = prefix
-
-    def load(self, name):
-        return np.load(self.dir / f"{self.prefix}{name}.npy")
-
-    def tensor(self, name, requires_grad=False):
-        t = torch.from_numpy(self.load(name).astype(np.float64))
-        return t.requires_grad_(requires_grad)
-
-    def ints(self, name):
-        return torch.from_numpy(self.load(name).astype(np.int64))
-
-    def scalar(self, name):
-        return float(self.load(name))
-
-    def write(self, name, value):
-        if isinstance(value, torch.Tensor):
-            value = value.detach().numpy()
-        np.save(self.dir / f"ref_{self.prefix}{name}.npy", np.asarray(value, dtype=np.float64))
-
-    def cases(self):
-        count = int(self.scalar("num_cases"))
-        return [Case(self.dir, f"{self.prefix}c{i}_") for i in range(count)]
 
 
 def log_softmax_gather(hidden, wte, offset, V, candidates):
