@@ -138,7 +138,9 @@ double gemm_peak_tflops(const Context& ctx, const GpuTimer& timer, GemmPrecision
     to_bf16_kernel<<<grid, kFillBlock, 0, ctx.stream()>>>(a16.data(), a.data(), elements);
     to_bf16_kernel<<<grid, kFillBlock, 0, ctx.stream()>>>(b16.data(), b.data(), elements);
     CUDA_CHECK_LAUNCH();
-    pa = a16.data(), pb = b16.data(), pc = c16.data();
+    pa = a16.data();
+    pb = b16.data();
+    pc = c16.data();
     type = CUDA_R_16BF;
   }
   cublasComputeType_t compute =
