@@ -96,6 +96,7 @@ void register_bench_command(CLI::App& app) {
   step->add_option("--layers", options->n_layer, "layers")->capture_default_str();
   step->add_option("--heads", options->n_head, "attention heads")->capture_default_str();
   step->callback([options] { run_train_step_bench(*options); });
+  register_kernel_bench_command(*bench);
 }
 
 }  // namespace recforge
