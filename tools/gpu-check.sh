@@ -10,7 +10,7 @@
 #     libgtest-dev libcli11-dev nlohmann-json3-dev libopenblas-dev libopenblas-pthread-dev \
 #     libopenblas0-pthread libgfortran5)
 # Usage: tools/gpu-check.sh [STEPS...]
-#   steps: build tests memcheck racecheck bench beauty finetune dpo-sweep nccl
+#   steps: build tests memcheck racecheck bench beauty finetune dpo-sweep nccl kernels
 #   RECFORGE_MEMCHECK_FILTER: gtest filter of the memcheck step (default: every gpu test)
 #   RECFORGE_RACECHECK_FILTER: gtest filter of the racecheck step (default: the attention tests)
 set -uo pipefail
@@ -130,6 +130,13 @@ run_nccl() {
     run.device=cuda run.output_dir=/tmp/nproc-run stages.0.train.max_steps=30 2>&1 | tail -2)
 }
 
+# Kernel benchmarks against PyTorch (issue 6): benchmarks/kernels.sh's joined table.
+run_kernels() {
+  stamp "kernel benchmarks"
+  (cd "$root" && timeout 300 benchmarks/kernels.sh "$build" "$out/kernels.md" >"$out/kernels.log" 2>&1)
+  echo "kernels exit $?"; tail -40 "$out/kernels.md" 2>/dev/null || tail -20 "$out/kernels.log"
+}
+
 unpack_deps
 wants build && build_all
 wants tests && run_tests
@@ -140,4 +147,5 @@ wants beauty && run_beauty
 wants finetune && run_finetune
 wants dpo-sweep && run_dpo_sweep
 wants nccl && run_nccl
+wants kernels && run_kernels
 stamp "done"
