@@ -35,7 +35,7 @@ std::vector<AdamWCase> make_cases() {
     AdamWCase c{grad_scale, grad_scale == 1.0f ? "adamw" : "adamw.grad_scale=0.37"};
     c.params = testing::random_normal<float>(rng, kN);
     c.grads = testing::random_normal<float>(rng, kSteps * kN, 3.0);
-    std::string p = "c" + std::to_string(cases.size()) + "_";
+    std::string p = testing::case_prefix(cases.size());
     ref.put(p + "params", c.params, {kN});
     ref.put(p + "grads", c.grads, {kSteps, kN});
     ref.put_scalar(p + "num_decayed", kNumDecayed);
@@ -50,7 +50,7 @@ std::vector<AdamWCase> make_cases() {
   ref.put_scalar("num_cases", cases.size());
   ref.run();
   for (size_t i = 0; i < cases.size(); ++i) {
-    std::string p = "c" + std::to_string(i) + "_";
+    std::string p = testing::case_prefix(i);
     cases[i].ref_params = ref.result(p + "params");
     cases[i].ref_m = ref.result(p + "m");
     cases[i].ref_v = ref.result(p + "v");
@@ -59,13 +59,8 @@ std::vector<AdamWCase> make_cases() {
 }
 
 // The torch.optim.AdamW references are computed once and shared by the tests of the suite.
-class AdamWReference : public ::testing::Test {
+class AdamWReference : public testing::SharedReferenceCases<AdamWCase, make_cases> {
  protected:
-  void SetUp() override {
-    if (!cases_) cases_ = std::make_unique<std::vector<AdamWCase>>(make_cases());
-  }
-  static void TearDownTestSuite() { cases_.reset(); }
-
   static void check(const AdamWCase& c, double tolerance) {
     std::vector<float> params = c.params, m(kN, 0.0f), v(kN, 0.0f);
     Context ctx = Context::cpu();
@@ -77,8 +72,6 @@ class AdamWReference : public ::testing::Test {
     expect_close(c.label + ".m", m, c.ref_m, tolerance);
     expect_close(c.label + ".v", v, c.ref_v, tolerance);
   }
-
-  static inline std::unique_ptr<std::vector<AdamWCase>> cases_;
 };
 
 TEST_F(AdamWReference, FiveStepsMatchTorchAdamWWithDecayAndNoDecayGroups) {

@@ -69,7 +69,7 @@ AttentionData make_data() {
         AttentionCase c{{NH, HS, mask}};
         c.qkv = testing::random_normal<float>(rng, static_cast<size_t>(N) * 3 * NH * HS, 1.5);
         c.dout = testing::random_normal<float>(rng, static_cast<size_t>(N) * NH * HS);
-        std::string p = "c" + std::to_string(data.cases.size()) + "_";
+        std::string p = testing::case_prefix(data.cases.size());
         ref.put(p + "qkv", c.qkv, {N, 3, NH, HS});
         ref.put(p + "dout", c.dout, {N, NH, HS});
         ref.put_scalar(p + "NH", NH);
@@ -82,7 +82,7 @@ AttentionData make_data() {
   ref.put_scalar("num_cases", data.cases.size());
   ref.run();
   for (size_t i = 0; i < data.cases.size(); ++i) {
-    std::string p = "c" + std::to_string(i) + "_";
+    std::string p = testing::case_prefix(i);
     data.cases[i].out = ref.result(p + "out");
     data.cases[i].lse = ref.result(p + "lse");
     data.cases[i].dqkv = ref.result(p + "dqkv");

@@ -67,7 +67,7 @@ std::vector<LogprobCase> make_cases() {
     c.dwte0 = testing::random_normal<float>(rng, table, 0.01);
     c.dlogps = testing::random_normal<float>(rng, static_cast<size_t>(N) * K);
     c.candidates = make_candidates(rng, shape);
-    std::string p = "c" + std::to_string(cases.size()) + "_";
+    std::string p = testing::case_prefix(cases.size());
     ref.put(p + "hidden", c.hidden, {N, C});
     ref.put(p + "wte", c.wte, {table_rows(shape), C});
     ref.put(p + "dwte0", c.dwte0, {table_rows(shape), C});
@@ -80,7 +80,7 @@ std::vector<LogprobCase> make_cases() {
   ref.put_scalar("num_cases", cases.size());
   ref.run();
   for (size_t i = 0; i < cases.size(); ++i) {
-    std::string p = "c" + std::to_string(i) + "_";
+    std::string p = testing::case_prefix(i);
     cases[i].logps = ref.result(p + "logps");
     cases[i].lse = ref.result(p + "lse");
     cases[i].dhidden = ref.result(p + "dhidden");
@@ -90,13 +90,8 @@ std::vector<LogprobCase> make_cases() {
 }
 
 // The PyTorch references are computed once and shared by the tests of the suite.
-class CandidateLogprobsReference : public ::testing::Test {
+class CandidateLogprobsReference : public testing::SharedReferenceCases<LogprobCase, make_cases> {
  protected:
-  void SetUp() override {
-    if (!cases_) cases_ = std::make_unique<std::vector<LogprobCase>>(make_cases());
-  }
-  static void TearDownTestSuite() { cases_.reset(); }
-
   // Forward (logps, lse poisoned) then backward from the forward's lse (dhidden poisoned and
   // overwritten, dwte accumulated into dwte0); with `nested` both run inside an enclosing OpenMP
   // parallel region.
@@ -128,7 +123,6 @@ class CandidateLogprobsReference : public ::testing::Test {
   }
 
   static const std::vector<LogprobCase>& cases() { return *cases_; }
-  static inline std::unique_ptr<std::vector<LogprobCase>> cases_;
 };
 
 TEST_F(CandidateLogprobsReference, FloatMatchesPyTorch) {

@@ -74,7 +74,7 @@ std::vector<ClassifierCase> make_cases() {
     c.targets = make_targets(rng, shape);
     c.loss_scale = 1.0f / static_cast<float>(count_weighted_targets(c.targets, c.weights));
 
-    std::string p = "c" + std::to_string(cases.size()) + "_";
+    std::string p = testing::case_prefix(cases.size());
     ref.put(p + "hidden", c.hidden, {N, C});
     ref.put(p + "wte", c.wte, {table_rows(shape), C});
     ref.put(p + "dwte0", c.dwte0, {table_rows(shape), C});
@@ -88,7 +88,7 @@ std::vector<ClassifierCase> make_cases() {
   ref.put_scalar("num_cases", cases.size());
   ref.run();
   for (size_t i = 0; i < cases.size(); ++i) {
-    std::string p = "c" + std::to_string(i) + "_";
+    std::string p = testing::case_prefix(i);
     cases[i].losses = ref.result(p + "losses");
     cases[i].dhidden = ref.result(p + "dhidden");
     cases[i].dwte = ref.result(p + "dwte");
@@ -97,13 +97,8 @@ std::vector<ClassifierCase> make_cases() {
 }
 
 // The PyTorch references are computed once and shared by the tests of the suite.
-class ClassifierReference : public ::testing::Test {
+class ClassifierReference : public testing::SharedReferenceCases<ClassifierCase, make_cases> {
  protected:
-  void SetUp() override {
-    if (!cases_) cases_ = std::make_unique<std::vector<ClassifierCase>>(make_cases());
-  }
-  static void TearDownTestSuite() { cases_.reset(); }
-
   // Losses, dhidden (poisoned, overwritten) and dwte (accumulated into dwte0); with
   // `losses_only` dhidden and dwte are null and only the losses are checked.
   // With `nested` the kernel runs inside an enclosing OpenMP parallel region.
@@ -139,7 +134,6 @@ class ClassifierReference : public ::testing::Test {
   static const ClassifierCase& large() { return (*cases_)[1]; }
   static const ClassifierCase& multi_small() { return (*cases_)[2]; }
   static const ClassifierCase& multi_large() { return (*cases_)[3]; }
-  static inline std::unique_ptr<std::vector<ClassifierCase>> cases_;
 };
 
 TEST_F(ClassifierReference, SmallVocabularyMatchesPyTorch) { check<float>(small(), 1e-5); }

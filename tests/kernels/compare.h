@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -44,5 +45,21 @@ template <typename T>
 constexpr const char* type_name() {
   return sizeof(T) == sizeof(float) ? "float" : "double";
 }
+
+// The file-name prefix of sub-case i of a reference run that checks several cases ("c<i>_").
+inline std::string case_prefix(size_t i) { return "c" + std::to_string(i) + "_"; }
+
+// A suite whose PyTorch reference cases are computed once, by `make`, and shared by its tests
+// (starting the reference script costs more than the checks).
+template <typename Case, std::vector<Case> (*make)()>
+class SharedReferenceCases : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!cases_) cases_ = std::make_unique<std::vector<Case>>(make());
+  }
+  static void TearDownTestSuite() { cases_.reset(); }
+
+  static inline std::unique_ptr<std::vector<Case>> cases_;
+};
 
 }  // namespace recforge::testing

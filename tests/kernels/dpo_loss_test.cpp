@@ -79,7 +79,7 @@ std::vector<LossCase> make_loss_cases() {
         c.reference[i] = -8.0f - std::fabs(c.reference[i]);
         c.policy[i] = c.reference[i] + c.policy[i];
       }
-      std::string p = "c" + std::to_string(cases.size()) + "_";
+      std::string p = testing::case_prefix(cases.size());
       ref.put(p + "policy", c.policy, {N, K});
       ref.put(p + "reference", c.reference, {N, K});
       put_params(ref, p, params);
@@ -90,7 +90,7 @@ std::vector<LossCase> make_loss_cases() {
   ref.put_scalar("num_cases", cases.size());
   ref.run();
   for (size_t i = 0; i < cases.size(); ++i) {
-    std::string p = "c" + std::to_string(i) + "_";
+    std::string p = testing::case_prefix(i);
     cases[i].losses = ref.result(p + "losses");
     cases[i].dpolicy = ref.result(p + "dpolicy");
     cases[i].metrics = ref.result(p + "metrics");
@@ -98,13 +98,8 @@ std::vector<LossCase> make_loss_cases() {
   return cases;
 }
 
-class DpoLossReference : public ::testing::Test {
+class DpoLossReference : public testing::SharedReferenceCases<LossCase, make_loss_cases> {
  protected:
-  void SetUp() override {
-    if (!cases_) cases_ = std::make_unique<std::vector<LossCase>>(make_loss_cases());
-  }
-  static void TearDownTestSuite() { cases_.reset(); }
-
   template <typename T>
   void check(const LossCase& c, double tolerance) {
     std::vector<T> policy = convert<T>(c.policy), reference = convert<T>(c.reference);
@@ -119,7 +114,6 @@ class DpoLossReference : public ::testing::Test {
   }
 
   static const std::vector<LossCase>& cases() { return *cases_; }
-  static inline std::unique_ptr<std::vector<LossCase>> cases_;
 };
 
 TEST_F(DpoLossReference, EveryLossMatchesPyTorch) {
@@ -263,7 +257,7 @@ std::vector<EndToEndCase> make_end_to_end_cases() {
       c.dwte0.assign(c.wte.size(),
                      0.0f);  // the loss's gradient alone, not drowned by a start value
       c.candidates = testing::random_ints(rng, static_cast<size_t>(N) * K, 0, V);
-      std::string p = "c" + std::to_string(cases.size()) + "_";
+      std::string p = testing::case_prefix(cases.size());
       ref.put(p + "hidden", c.hidden, {N, C});
       ref.put(p + "wte", c.wte, {rows, C});
       ref.put(p + "ref_hidden", c.ref_hidden, {N, C});
@@ -280,7 +274,7 @@ std::vector<EndToEndCase> make_end_to_end_cases() {
   ref.put_scalar("num_cases", cases.size());
   ref.run();
   for (size_t i = 0; i < cases.size(); ++i) {
-    std::string p = "c" + std::to_string(i) + "_";
+    std::string p = testing::case_prefix(i);
     cases[i].losses = ref.result(p + "losses");
     cases[i].dhidden = ref.result(p + "dhidden");
     cases[i].dwte = ref.result(p + "dwte");
@@ -288,13 +282,9 @@ std::vector<EndToEndCase> make_end_to_end_cases() {
   return cases;
 }
 
-class DpoEndToEndReference : public ::testing::Test {
+class DpoEndToEndReference
+    : public testing::SharedReferenceCases<EndToEndCase, make_end_to_end_cases> {
  protected:
-  void SetUp() override {
-    if (!cases_) cases_ = std::make_unique<std::vector<EndToEndCase>>(make_end_to_end_cases());
-  }
-  static void TearDownTestSuite() { cases_.reset(); }
-
   template <typename T>
   void check(const EndToEndCase& c, double tolerance) {
     const int N = c.N, C = c.C, V = c.V, K = c.K;
@@ -321,7 +311,6 @@ class DpoEndToEndReference : public ::testing::Test {
   }
 
   static const std::vector<EndToEndCase>& cases() { return *cases_; }
-  static inline std::unique_ptr<std::vector<EndToEndCase>> cases_;
 };
 
 TEST_F(DpoEndToEndReference, ComposedStepMatchesPyTorchAutograd) {

@@ -53,7 +53,7 @@ std::vector<LayerNormCase> make_cases() {
     c.dweight0 = testing::random_normal<float>(rng, shape.C);
     c.dbias0 = testing::random_normal<float>(rng, shape.C);
 
-    std::string p = "c" + std::to_string(cases.size()) + "_";
+    std::string p = testing::case_prefix(cases.size());
     const std::vector<int64_t> matrix{shape.N, shape.C}, vector{shape.C};
     ref.put(p + "inp", c.inp, matrix);
     ref.put(p + "weight", c.weight, vector);
@@ -68,7 +68,7 @@ std::vector<LayerNormCase> make_cases() {
   }
   ref.run();
   for (size_t i = 0; i < cases.size(); ++i) {
-    std::string p = "c" + std::to_string(i) + "_";
+    std::string p = testing::case_prefix(i);
     LayerNormCase& c = cases[i];
     c.out = ref.result(p + "out");
     c.mean = ref.result(p + "mean");
@@ -99,13 +99,8 @@ struct Forward {
 };
 
 // The PyTorch references of every shape are computed once and shared by the tests of the suite.
-class LayerNormReference : public ::testing::Test {
+class LayerNormReference : public testing::SharedReferenceCases<LayerNormCase, make_cases> {
  protected:
-  void SetUp() override {
-    if (!cases_) cases_ = std::make_unique<std::vector<LayerNormCase>>(make_cases());
-  }
-  static void TearDownTestSuite() { cases_.reset(); }
-
   template <typename T>
   void check_forward(double tolerance) {
     for (const LayerNormCase& c : *cases_) {
@@ -165,8 +160,6 @@ class LayerNormReference : public ::testing::Test {
       }
     }
   }
-
-  static inline std::unique_ptr<std::vector<LayerNormCase>> cases_;
 };
 
 TEST_F(LayerNormReference, ForwardMatchesPyTorch) { check_forward<float>(1e-6); }

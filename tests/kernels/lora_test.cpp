@@ -52,7 +52,7 @@ std::vector<LoraCase> make_cases() {
   ref.put_scalar("num_cases", std::size(kShapes));
   std::vector<LoraCase> cases;
   for (const LoraShape& s : kShapes) {
-    const std::string p = "c" + std::to_string(cases.size()) + "_";
+    const std::string p = testing::case_prefix(cases.size());
     LoraCase c{s, {s.p, rng(), rng()}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}};
     c.inp = testing::random_normal<float>(rng, static_cast<size_t>(s.N) * s.C);
     c.weight = testing::random_normal<float>(rng, static_cast<size_t>(s.OC) * s.C, 0.1);
@@ -76,7 +76,7 @@ std::vector<LoraCase> make_cases() {
   }
   ref.run();
   for (size_t i = 0; i < cases.size(); ++i) {
-    const std::string p = "c" + std::to_string(i) + "_";
+    const std::string p = testing::case_prefix(i);
     cases[i].out = ref.result(p + "out");
     cases[i].u = ref.result(p + "u");
     cases[i].dinp = ref.result(p + "dinp");
@@ -134,13 +134,8 @@ struct LoraRun {
 };
 
 // The PyTorch references are computed once and shared by the tests of the suite.
-class LoraReference : public ::testing::Test {
+class LoraReference : public testing::SharedReferenceCases<LoraCase, make_cases> {
  protected:
-  void SetUp() override {
-    if (!cases_) cases_ = std::make_unique<std::vector<LoraCase>>(make_cases());
-  }
-  static void TearDownTestSuite() { cases_.reset(); }
-
   template <typename T>
   void check_all(double tolerance) {
     for (const LoraCase& c : *cases_) {
@@ -150,8 +145,6 @@ class LoraReference : public ::testing::Test {
       run.check(c, tolerance);
     }
   }
-
-  static inline std::unique_ptr<std::vector<LoraCase>> cases_;
 };
 
 TEST_F(LoraReference, ForwardAndBackwardMatchPyTorch) { check_all<float>(2e-6); }

@@ -87,7 +87,7 @@ std::vector<SampledCase> make_cases() {
   for (const Shape& shape : {kSmall, kLarge}) {
     SampledCase c = make_case(rng, shape);
     const auto [N, C, V, P, offset, temperature] = shape;
-    std::string p = "c" + std::to_string(cases.size()) + "_";
+    std::string p = testing::case_prefix(cases.size());
     ref.put(p + "hidden", c.hidden, {N, C});
     ref.put(p + "wte", c.wte, {table_rows(shape), C});
     ref.put(p + "dwte0", c.dwte0, {table_rows(shape), C});
@@ -104,7 +104,7 @@ std::vector<SampledCase> make_cases() {
   ref.put_scalar("num_cases", cases.size());
   ref.run();
   for (size_t i = 0; i < cases.size(); ++i) {
-    std::string p = "c" + std::to_string(i) + "_";
+    std::string p = testing::case_prefix(i);
     cases[i].losses = ref.result(p + "losses");
     cases[i].dhidden = ref.result(p + "dhidden");
     cases[i].dwte = ref.result(p + "dwte");
@@ -113,13 +113,8 @@ std::vector<SampledCase> make_cases() {
 }
 
 // The PyTorch references are computed once and shared by the tests of the suite.
-class SampledSoftmaxReference : public ::testing::Test {
+class SampledSoftmaxReference : public testing::SharedReferenceCases<SampledCase, make_cases> {
  protected:
-  void SetUp() override {
-    if (!cases_) cases_ = std::make_unique<std::vector<SampledCase>>(make_cases());
-  }
-  static void TearDownTestSuite() { cases_.reset(); }
-
   // Losses, dhidden (poisoned, overwritten) and dwte (accumulated into dwte0, the sub-range at
   // the case's offset); with `losses_only` dhidden and dwte are null and only the losses are
   // checked. With `nested` the kernel runs inside an enclosing OpenMP parallel region.
@@ -165,7 +160,6 @@ class SampledSoftmaxReference : public ::testing::Test {
 
   static const SampledCase& small() { return (*cases_)[0]; }
   static const SampledCase& large() { return (*cases_)[1]; }
-  static inline std::unique_ptr<std::vector<SampledCase>> cases_;
 };
 
 TEST_F(SampledSoftmaxReference, FewNegativesMatchPyTorch) { check<float>(small(), 1e-5); }
