@@ -284,8 +284,9 @@ void Decoder<T>::backward(const DeviceBatch& batch) {
   const int N = batch.num_tokens(), C = config_.d_model;
   const int last = config_.n_layer - 1;
   const bool announce = gradient_ready_ && --passes_until_announce_ == 0;
-  auto ready = [&](const std::string& prefix) {
-    if (announce) announce_prefix(prefix, gradient_ready_);
+  // Names are built only on the announcing pass, off the usual path.
+  auto ready = [&](const auto&... name_parts) {
+    if (announce) announce_prefix(concat(name_parts...), gradient_ready_);
   };
   // grad_.residual accumulates ∂L/∂(residual stream) from the top down.
   zero_bytes(ctx_, grad_.residual, static_cast<size_t>(N) * C * sizeof(T));
@@ -296,7 +297,7 @@ void Decoder<T>::backward(const DeviceBatch& batch) {
   ready("ln_f.");
   for (int l = last; l >= 0; --l) {
     layer_backward(l, batch);
-    ready(concat("h.", l, "."));
+    ready("h.", l, ".");
   }
   const T* dencoded = dropout_gradient(grad_.residual, grad_.channels, N, kEmbeddingStream);
   embedding_backward(ctx_, g.wte, base_frozen_ ? nullptr : g.wpe, dencoded, batch.token_index(),
