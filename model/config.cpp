@@ -6,6 +6,16 @@
 
 namespace recforge {
 
+const char* precision_name(Precision precision) {
+  return precision == Precision::kBf16 ? "bf16" : "fp32";
+}
+
+Precision parse_precision(const std::string& name) {
+  if (name == "fp32") return Precision::kFp32;
+  if (name == "bf16") return Precision::kBf16;
+  throw Error(concat("unknown precision \"", name, "\" (expected fp32 or bf16)"));
+}
+
 void ModelConfig::validate() const {
   RECFORGE_CHECK(vocab_size > 0, "model.vocab_size must be positive, got ", vocab_size);
   RECFORGE_CHECK(max_len > 0, "model.max_len must be positive, got ", max_len);
@@ -25,7 +35,7 @@ std::string ModelConfig::describe() const {
   std::ostringstream out;
   out << "vocab " << vocab_size << ", max_len " << max_len << ", d_model " << d_model << ", "
       << n_layer << " layers, " << n_head << " heads, mlp " << mlp_width() << ", dropout "
-      << dropout;
+      << dropout << ", " << precision_name(precision);
   return out.str();
 }
 
