@@ -1,6 +1,14 @@
-// Flash attention over packed variable-length sequences on the GPU, fp32, templated on the head
-// size HS ∈ {32, 64, 128}. Layouts and the math are in kernels/attention.h; this file is the
-// tiling.
+// Flash attention over packed variable-length sequences on the GPU, templated on the head size
+// HS ∈ {32, 64, 128} and on the storage type A ∈ {float, bf16} of qkv, out, dout and dqkv. Layouts
+// and the math are in kernels/attention.h; this file is the tiling.
+//
+// Storage: all arithmetic, every register and every shared-memory tile are fp32 for both storage
+// types; lse and delta are fp32. With bf16 storage a head tile is widened to float as it is loaded
+// into its fp32 shared-memory tile (each thread reads 4 consecutive bf16 as one 8-byte vector, the
+// same coalesced pattern as the float4 reads of fp32) and outputs are rounded to bf16 (nearest
+// even) once, on store; the delta kernel widens dout and out. So bf16 halves the global traffic of
+// the head tensors while the tiling and the math are the same. A bf16 tensor-core (mma) kernel,
+// which would also halve shared memory and run the tile products on tensor cores, is future work.
 //
 // Every kernel runs 256 threads seen as a 16 × 16 grid (ty, tx) and is built from two block-wide
 // tile products on shared memory:
@@ -40,6 +48,7 @@
 #include <cmath>
 
 #include "kernels/attention.h"
+#include "kernels/bf16.h"
 #include "kernels/cuda_common.cuh"
 
 namespace recforge::cuda {
@@ -79,15 +88,33 @@ __device__ __forceinline__ bool key_visible(int query, int key, int length, bool
   return key < length && !(causal && key > query);
 }
 
-// tile[r][0:HS] = src[r · row_stride + 0:HS] for r < valid_rows, zero for the rest of the ROWS.
-// Consecutive threads copy consecutive float4s of a row: coalesced global reads.
-template <int HS, int ROWS>
-__device__ void load_tile(float* tile, const float* src, int64_t row_stride, int valid_rows) {
+// Two bf16 packed in a 32-bit word (little-endian: the first element in the low half) as floats.
+__device__ __forceinline__ float2 widen_bf16_pair(uint32_t word) {
+  return make_float2(bf16_to_float(bf16{static_cast<uint16_t>(word)}),
+                     bf16_to_float(bf16{static_cast<uint16_t>(word >> 16)}));
+}
+
+// Four consecutive elements widened to a float4: one 16-byte load for float, one 8-byte load for
+// bf16.
+__device__ __forceinline__ float4 load_float4(const float* src) {
+  return *reinterpret_cast<const float4*>(src);
+}
+__device__ __forceinline__ float4 load_float4(const bf16* src) {
+  const uint2 words = *reinterpret_cast<const uint2*>(src);
+  const float2 low = widen_bf16_pair(words.x), high = widen_bf16_pair(words.y);
+  return make_float4(low.x, low.y, high.x, high.y);
+}
+
+// tile[r][0:HS] = src[r · row_stride + 0:HS] for r < valid_rows, zero for the rest of the ROWS,
+// widened to float. Consecutive threads copy consecutive 4-element vectors of a row: coalesced
+// global reads.
+template <int HS, int ROWS, typename A>
+__device__ void load_tile(float* tile, const A* src, int64_t row_stride, int valid_rows) {
   constexpr int kVectorsPerRow = HS / 4;
   for (int index = threadIdx.x; index < ROWS * kVectorsPerRow; index += kThreads) {
     const int r = index / kVectorsPerRow, c = index % kVectorsPerRow * 4;
     float4 value = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-    if (r < valid_rows) value = *reinterpret_cast<const float4*>(src + r * row_stride + c);
+    if (r < valid_rows) value = load_float4(src + r * row_stride + c);
     *reinterpret_cast<float4*>(tile + r * Tiles<HS>::kStride + c) = value;
   }
 }
@@ -143,9 +170,9 @@ __device__ void tile_accumulate(float (&acc)[RM][HS / kGridSide], const float* P
 }
 
 // Writes the thread's rows of acc (rows row0 + ty·RM + i < length) to a [tokens][row_stride]
-// tensor whose row 0 is `dst` (one head's channels).
-template <int HS, int RM>
-__device__ void store_rows(float* dst, int64_t row_stride, int row0, int length,
+// tensor whose row 0 is `dst` (one head's channels), rounded once to the storage type.
+template <int HS, int RM, typename A>
+__device__ void store_rows(A* dst, int64_t row_stride, int row0, int length,
                            const float (&acc)[RM][HS / kGridSide]) {
 #pragma unroll
   for (int i = 0; i < RM; ++i) {
@@ -153,7 +180,7 @@ __device__ void store_rows(float* dst, int64_t row_stride, int row0, int length,
     if (row >= length) continue;
 #pragma unroll
     for (int k = 0; k < HS / kGridSide; ++k) {
-      dst[row * row_stride + thread_col() + k * kGridSide] = acc[i][k];
+      dst[row * row_stride + thread_col() + k * kGridSide] = store_from_float<A>(acc[i][k]);
     }
   }
 }
@@ -176,9 +203,9 @@ constexpr size_t forward_shared_floats() {
          T::kForwardQueries * score_stride(T::kForwardKeys, RM);
 }
 
-template <int HS>
+template <int HS, typename A>
 __global__ void __launch_bounds__(kThreads)
-    attention_forward_kernel(float* out, float* lse, const float* qkv, AttentionArgs args) {
+    attention_forward_kernel(A* out, float* lse, const A* qkv, AttentionArgs args) {
   using T = Tiles<HS>;
   constexpr int BQ = T::kForwardQueries, BK = T::kForwardKeys;
   constexpr int RM = BQ / kGridSide, CN = BK / kGridSide;
@@ -194,7 +221,7 @@ __global__ void __launch_bounds__(kThreads)
 
   const int C = args.num_heads * HS;
   const int64_t qkv_stride = 3LL * C;
-  const float* q_head = qkv + begin * qkv_stride + h * HS;  // token `begin`, query head h
+  const A* q_head = qkv + begin * qkv_stride + h * HS;  // token `begin`, query head h
   load_tile<HS, BQ>(Qs, q_head + q0 * qkv_stride, qkv_stride, length - q0);
 
   const int ty = thread_row(), tx = thread_col();
@@ -258,13 +285,14 @@ __global__ void __launch_bounds__(kThreads)
 constexpr int kDeltaWarps = 8;
 
 // delta[r] = Σ_d dout[r, d] · out[r, d] over the rows r = (token, head) of [N·NH, HS].
-__global__ void attention_delta_kernel(float* delta, const float* dout, const float* out,
-                                       int64_t rows, int HS) {
+template <typename A>
+__global__ void attention_delta_kernel(float* delta, const A* dout, const A* out, int64_t rows,
+                                       int HS) {
   const int64_t r = static_cast<int64_t>(blockIdx.x) * kDeltaWarps + threadIdx.x / kWarpSize;
   if (r >= rows) return;
   float sum = 0.0f;
   for (int d = threadIdx.x % kWarpSize; d < HS; d += kWarpSize) {
-    sum += dout[r * HS + d] * out[r * HS + d];
+    sum += load_as_float(dout[r * HS + d]) * load_as_float(out[r * HS + d]);
   }
   sum = warp_reduce(sum, Sum{});
   if (threadIdx.x % kWarpSize == 0) delta[r] = sum;
@@ -290,10 +318,10 @@ constexpr size_t backward_dkdv_shared_floats() {
          2 * T::kBackwardOwned * score_stride(T::kBackwardStreamed, RM) + 2 * T::kBackwardStreamed;
 }
 
-template <int HS>
+template <int HS, typename A>
 __global__ void __launch_bounds__(kThreads)
-    attention_backward_dkdv_kernel(float* dqkv, const float* dout, const float* qkv,
-                                   const float* lse, const float* delta, AttentionArgs args) {
+    attention_backward_dkdv_kernel(A* dqkv, const A* dout, const A* qkv, const float* lse,
+                                   const float* delta, AttentionArgs args) {
   using T = Tiles<HS>;
   constexpr int BK = T::kBackwardOwned, BQ = T::kBackwardStreamed;
   constexpr int RM = BK / kGridSide, CN = BQ / kGridSide;
@@ -313,8 +341,8 @@ __global__ void __launch_bounds__(kThreads)
 
   const int C = args.num_heads * HS;
   const int64_t qkv_stride = 3LL * C;
-  const float* q_head = qkv + begin * qkv_stride + h * HS;
-  const float* dout_head = dout + static_cast<int64_t>(begin) * C + h * HS;
+  const A* q_head = qkv + begin * qkv_stride + h * HS;
+  const A* dout_head = dout + static_cast<int64_t>(begin) * C + h * HS;
   load_tile<HS, BK>(Ks, q_head + C + k0 * qkv_stride, qkv_stride, length - k0);
   load_tile<HS, BK>(Vs, q_head + 2 * C + k0 * qkv_stride, qkv_stride, length - k0);
 
@@ -350,7 +378,7 @@ __global__ void __launch_bounds__(kThreads)
     tile_accumulate<HS, RM, BQ, P_STRIDE>(dk, dSs, Qs);
   }
 
-  float* grad_head = dqkv + begin * qkv_stride + h * HS;  // token `begin`, dq of head h
+  A* grad_head = dqkv + begin * qkv_stride + h * HS;  // token `begin`, dq of head h
   store_rows<HS, RM>(grad_head + C, qkv_stride, k0, length, dk);
   store_rows<HS, RM>(grad_head + 2 * C, qkv_stride, k0, length, dv);
 }
@@ -363,9 +391,9 @@ constexpr size_t backward_dq_shared_floats() {
          T::kBackwardOwned * score_stride(T::kBackwardStreamed, RM);
 }
 
-template <int HS>
+template <int HS, typename A>
 __global__ void __launch_bounds__(kThreads)
-    attention_backward_dq_kernel(float* dqkv, const float* dout, const float* qkv, const float* lse,
+    attention_backward_dq_kernel(A* dqkv, const A* dout, const A* qkv, const float* lse,
                                  const float* delta, AttentionArgs args) {
   using T = Tiles<HS>;
   constexpr int BQ = T::kBackwardOwned, BK = T::kBackwardStreamed;
@@ -383,7 +411,7 @@ __global__ void __launch_bounds__(kThreads)
 
   const int C = args.num_heads * HS;
   const int64_t qkv_stride = 3LL * C;
-  const float* q_head = qkv + begin * qkv_stride + h * HS;
+  const A* q_head = qkv + begin * qkv_stride + h * HS;
   load_tile<HS, BQ>(Qs, q_head + q0 * qkv_stride, qkv_stride, length - q0);
   load_tile<HS, BQ>(dOs, dout + (static_cast<int64_t>(begin) + q0) * C + h * HS, C, length - q0);
 
@@ -444,40 +472,42 @@ AttentionArgs make_args(const PackedSequences& seqs, const AttentionShape& shape
           shape.mask == AttentionMask::kCausal};
 }
 
-// Whether there is any work, after checking what the grid and the float4 loads rely on.
-bool check_launch(const PackedSequences& seqs, const AttentionShape& shape, const float* qkv,
-                  const float* tensor_read_as_float4) {
+// Whether there is any work, after checking what the grid and the vector loads rely on.
+template <typename A>
+bool check_launch(const PackedSequences& seqs, const AttentionShape& shape, const A* qkv,
+                  const A* tensor_read_as_vectors) {
+  constexpr size_t kVectorBytes = 4 * sizeof(A);  // a float4, or 4 bf16
   RECFORGE_CHECK(seqs.num_sequences <= 65535 && shape.num_heads <= 65535,
                  "attention: B=", seqs.num_sequences, " NH=", shape.num_heads,
                  " exceed the CUDA grid");
-  RECFORGE_CHECK(reinterpret_cast<uintptr_t>(qkv) % 16 == 0 &&
-                     reinterpret_cast<uintptr_t>(tensor_read_as_float4) % 16 == 0,
-                 "attention: qkv and dout must be 16-byte aligned");
+  RECFORGE_CHECK(reinterpret_cast<uintptr_t>(qkv) % kVectorBytes == 0 &&
+                     reinterpret_cast<uintptr_t>(tensor_read_as_vectors) % kVectorBytes == 0,
+                 "attention: qkv and dout must be ", kVectorBytes, "-byte aligned");
   return seqs.num_sequences > 0 && seqs.max_length > 0 && seqs.num_tokens > 0;
 }
 
-template <int HS>
-void forward(const Context& ctx, float* out, float* lse, const float* qkv,
-             const PackedSequences& seqs, const AttentionShape& shape) {
-  launch(attention_forward_kernel<HS>, tile_grid(seqs, shape, Tiles<HS>::kForwardQueries),
+template <int HS, typename A>
+void forward(const Context& ctx, A* out, float* lse, const A* qkv, const PackedSequences& seqs,
+             const AttentionShape& shape) {
+  launch(attention_forward_kernel<HS, A>, tile_grid(seqs, shape, Tiles<HS>::kForwardQueries),
          forward_shared_floats<HS>(), stream_of(ctx), out, lse, qkv, make_args(seqs, shape));
 }
 
-template <int HS>
-void backward(const Context& ctx, float* dqkv, const float* delta, const float* dout,
-              const float* qkv, const float* lse, const PackedSequences& seqs,
-              const AttentionShape& shape) {
+template <int HS, typename A>
+void backward(const Context& ctx, A* dqkv, const float* delta, const A* dout, const A* qkv,
+              const float* lse, const PackedSequences& seqs, const AttentionShape& shape) {
   const dim3 grid = tile_grid(seqs, shape, Tiles<HS>::kBackwardOwned);
   const AttentionArgs args = make_args(seqs, shape);
-  launch(attention_backward_dkdv_kernel<HS>, grid, backward_dkdv_shared_floats<HS>(),
+  launch(attention_backward_dkdv_kernel<HS, A>, grid, backward_dkdv_shared_floats<HS>(),
          stream_of(ctx), dqkv, dout, qkv, lse, delta, args);
-  launch(attention_backward_dq_kernel<HS>, grid, backward_dq_shared_floats<HS>(), stream_of(ctx),
+  launch(attention_backward_dq_kernel<HS, A>, grid, backward_dq_shared_floats<HS>(), stream_of(ctx),
          dqkv, dout, qkv, lse, delta, args);
 }
 
 }  // namespace
 
-void attention_forward(const Context& ctx, float* out, float* lse, const float* qkv,
+template <typename A>
+void attention_forward(const Context& ctx, A* out, float* lse, const A* qkv,
                        const PackedSequences& seqs, const AttentionShape& shape) {
   if (!check_launch(seqs, shape, qkv, qkv)) return;
   switch (shape.head_size) {
@@ -490,9 +520,10 @@ void attention_forward(const Context& ctx, float* out, float* lse, const float* 
   }
 }
 
-void attention_backward(const Context& ctx, float* dqkv, float* delta, const float* dout,
-                        const float* qkv, const float* out, const float* lse,
-                        const PackedSequences& seqs, const AttentionShape& shape) {
+template <typename A>
+void attention_backward(const Context& ctx, A* dqkv, float* delta, const A* dout, const A* qkv,
+                        const A* out, const float* lse, const PackedSequences& seqs,
+                        const AttentionShape& shape) {
   if (!check_launch(seqs, shape, qkv, dout)) return;
   const int64_t rows = static_cast<int64_t>(seqs.num_tokens) * shape.num_heads;
   attention_delta_kernel<<<ceil_div(rows, kDeltaWarps), kDeltaWarps * kWarpSize, 0,
@@ -507,5 +538,15 @@ void attention_backward(const Context& ctx, float* dqkv, float* delta, const flo
       return backward<128>(ctx, dqkv, delta, dout, qkv, lse, seqs, shape);
   }
 }
+
+#define RECFORGE_INSTANTIATE(A)                                                                    \
+  template void attention_forward<A>(const Context&, A*, float*, const A*, const PackedSequences&, \
+                                     const AttentionShape&);                                       \
+  template void attention_backward<A>(const Context&, A*, float*, const A*, const A*, const A*,    \
+                                      const float*, const PackedSequences&,                        \
+                                      const AttentionShape&);
+RECFORGE_INSTANTIATE(float)
+RECFORGE_INSTANTIATE(bf16)
+#undef RECFORGE_INSTANTIATE
 
 }  // namespace recforge::cuda

@@ -14,12 +14,14 @@
 //   dv_j += Σ_i P_ij dout_i,   dS_ij = P_ij (dout_i·v_j − D_i),
 //   dq_i += Σ_j dS_ij k_j / √HS,   dk_j += Σ_i dS_ij q_i / √HS.
 // Every row has at least one key (itself), so no row is ever empty and no NaN can appear;
-// sequences of length 0 contribute nothing.
+// sequences of length 0 contribute nothing. With bf16 storage, D is taken from the stored (rounded)
+// out, as the backward sees it.
 #pragma once
 
 #include <cstdint>
 #include <type_traits>
 
+#include "kernels/bf16.h"
 #include "kernels/context.h"
 
 namespace recforge {
@@ -40,29 +42,41 @@ struct AttentionShape {
   int channels() const { return num_heads * head_size; }
 };
 
+// Storage: A is the element type of qkv, out, dout and dqkv; lse and delta are T. Either A = T
+// (float or double), or A = bf16 with T = float (the bf16 precision policy): the math stays fp32,
+// bf16 values are widened on load and the outputs rounded once on store.
+template <typename A, typename T>
+inline constexpr bool kAttentionStorage = std::is_same_v<A, T> ||
+                                          (std::is_same_v<A, bf16> && std::is_same_v<T, float>);
+
 namespace cpu {
-template <typename T>
-void attention_forward(T* out, T* lse, const T* qkv, const PackedSequences& seqs,
+// bf16: widens the inputs to float, runs the float implementation, rounds out (dqkv) once.
+template <typename A, typename T>
+void attention_forward(A* out, T* lse, const A* qkv, const PackedSequences& seqs,
                        const AttentionShape& shape);
 // dqkv [N, 3, NH, HS] is overwritten. delta [N, NH] is scratch for D.
-template <typename T>
-void attention_backward(T* dqkv, T* delta, const T* dout, const T* qkv, const T* out, const T* lse,
+template <typename A, typename T>
+void attention_backward(A* dqkv, T* delta, const A* dout, const A* qkv, const A* out, const T* lse,
                         const PackedSequences& seqs, const AttentionShape& shape);
 }  // namespace cpu
 
 namespace cuda {
-void attention_forward(const Context& ctx, float* out, float* lse, const float* qkv,
+// A ∈ {float, bf16}.
+template <typename A>
+void attention_forward(const Context& ctx, A* out, float* lse, const A* qkv,
                        const PackedSequences& seqs, const AttentionShape& shape);
-void attention_backward(const Context& ctx, float* dqkv, float* delta, const float* dout,
-                        const float* qkv, const float* out, const float* lse,
-                        const PackedSequences& seqs, const AttentionShape& shape);
+template <typename A>
+void attention_backward(const Context& ctx, A* dqkv, float* delta, const A* dout, const A* qkv,
+                        const A* out, const float* lse, const PackedSequences& seqs,
+                        const AttentionShape& shape);
 }  // namespace cuda
 
 void validate_attention(const PackedSequences& seqs, const AttentionShape& shape);
 
-template <typename T>
-void attention_forward(const Context& ctx, T* out, T* lse, const T* qkv,
+template <typename A, typename T>
+void attention_forward(const Context& ctx, A* out, T* lse, const A* qkv,
                        const PackedSequences& seqs, const AttentionShape& shape) {
+  static_assert(kAttentionStorage<A, T>, "attention: storage must be T, or bf16 with T = float");
   validate_attention(seqs, shape);
   if constexpr (kWithCuda && std::is_same_v<T, float>) {
     if (ctx.on_cuda()) return cuda::attention_forward(ctx, out, lse, qkv, seqs, shape);
@@ -71,10 +85,11 @@ void attention_forward(const Context& ctx, T* out, T* lse, const T* qkv,
   cpu::attention_forward(out, lse, qkv, seqs, shape);
 }
 
-template <typename T>
-void attention_backward(const Context& ctx, T* dqkv, T* delta, const T* dout, const T* qkv,
-                        const T* out, const T* lse, const PackedSequences& seqs,
+template <typename A, typename T>
+void attention_backward(const Context& ctx, A* dqkv, T* delta, const A* dout, const A* qkv,
+                        const A* out, const T* lse, const PackedSequences& seqs,
                         const AttentionShape& shape) {
+  static_assert(kAttentionStorage<A, T>, "attention: storage must be T, or bf16 with T = float");
   validate_attention(seqs, shape);
   if constexpr (kWithCuda && std::is_same_v<T, float>) {
     if (ctx.on_cuda()) {

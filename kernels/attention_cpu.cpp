@@ -1,6 +1,8 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <type_traits>
+#include <vector>
 
 #include "kernels/attention.h"
 
@@ -114,11 +116,9 @@ void backward_tile_pair(const HeadView<const T>& in, const HeadView<T>& grad, co
   }
 }
 
-}  // namespace
-
 template <typename T>
-void attention_forward(T* out, T* lse, const T* qkv, const PackedSequences& seqs,
-                       const AttentionShape& shape) {
+void forward_heads(T* out, T* lse, const T* qkv, const PackedSequences& seqs,
+                   const AttentionShape& shape) {
   const int NH = shape.num_heads, HS = shape.head_size, C = shape.channels();
   const T scale = T(1) / std::sqrt(T(HS));
 #pragma omp parallel for schedule(dynamic) collapse(2)
@@ -137,8 +137,8 @@ void attention_forward(T* out, T* lse, const T* qkv, const PackedSequences& seqs
 }
 
 template <typename T>
-void attention_backward(T* dqkv, T* delta, const T* dout, const T* qkv, const T* out, const T* lse,
-                        const PackedSequences& seqs, const AttentionShape& shape) {
+void backward_heads(T* dqkv, T* delta, const T* dout, const T* qkv, const T* out, const T* lse,
+                    const PackedSequences& seqs, const AttentionShape& shape) {
   const int NH = shape.num_heads, HS = shape.head_size, C = shape.channels();
   const T scale = T(1) / std::sqrt(T(HS));
 #pragma omp parallel for schedule(dynamic) collapse(2)
@@ -170,16 +170,55 @@ void attention_backward(T* dqkv, T* delta, const T* dout, const T* qkv, const T*
   }
 }
 
-template void attention_forward<float>(float*, float*, const float*, const PackedSequences&,
-                                       const AttentionShape&);
-template void attention_forward<double>(double*, double*, const double*, const PackedSequences&,
-                                        const AttentionShape&);
-template void attention_backward<float>(float*, float*, const float*, const float*, const float*,
-                                        const float*, const PackedSequences&,
-                                        const AttentionShape&);
-template void attention_backward<double>(double*, double*, const double*, const double*,
-                                         const double*, const double*, const PackedSequences&,
-                                         const AttentionShape&);
+// bf16 storage ↔ float, element by element.
+std::vector<float> widen(const bf16* x, int64_t n) {
+  std::vector<float> wide(n);
+  for (int64_t i = 0; i < n; ++i) wide[i] = bf16_to_float(x[i]);
+  return wide;
+}
+
+void narrow(bf16* dst, const std::vector<float>& x) {
+  for (size_t i = 0; i < x.size(); ++i) dst[i] = float_to_bf16(x[i]);
+}
+
+}  // namespace
+
+template <typename A, typename T>
+void attention_forward(A* out, T* lse, const A* qkv, const PackedSequences& seqs,
+                       const AttentionShape& shape) {
+  if constexpr (std::is_same_v<A, T>) {
+    forward_heads(out, lse, qkv, seqs, shape);
+  } else {
+    const int64_t N = seqs.num_tokens, C = shape.channels();
+    std::vector<float> out_wide(N * C);
+    forward_heads(out_wide.data(), lse, widen(qkv, N * 3 * C).data(), seqs, shape);
+    narrow(out, out_wide);
+  }
+}
+
+template <typename A, typename T>
+void attention_backward(A* dqkv, T* delta, const A* dout, const A* qkv, const A* out, const T* lse,
+                        const PackedSequences& seqs, const AttentionShape& shape) {
+  if constexpr (std::is_same_v<A, T>) {
+    backward_heads(dqkv, delta, dout, qkv, out, lse, seqs, shape);
+  } else {
+    const int64_t N = seqs.num_tokens, C = shape.channels();
+    std::vector<float> dqkv_wide(N * 3 * C);
+    backward_heads(dqkv_wide.data(), delta, widen(dout, N * C).data(), widen(qkv, N * 3 * C).data(),
+                   widen(out, N * C).data(), lse, seqs, shape);
+    narrow(dqkv, dqkv_wide);
+  }
+}
+
+#define RECFORGE_INSTANTIATE(A, T)                                                       \
+  template void attention_forward<A, T>(A*, T*, const A*, const PackedSequences&,        \
+                                        const AttentionShape&);                          \
+  template void attention_backward<A, T>(A*, T*, const A*, const A*, const A*, const T*, \
+                                         const PackedSequences&, const AttentionShape&);
+RECFORGE_INSTANTIATE(float, float)
+RECFORGE_INSTANTIATE(double, double)
+RECFORGE_INSTANTIATE(bf16, float)
+#undef RECFORGE_INSTANTIATE
 
 }  // namespace cpu
 }  // namespace recforge

@@ -3,7 +3,8 @@
 // Forward (and the fused residual forward): one warp per row, kRowsPerBlock rows per block. Lane l
 // owns the channels l, l + 32, ...; the row is read three times (sum, centered sum of squares,
 // normalize), the repeats hitting L1/L2. Two passes for the variance avoid the cancellation of
-// E[x²] − E[x]².
+// E[x²] − E[x]². The output is stored as Out ∈ {float, bf16} (rounded once); everything else is
+// fp32.
 //
 // Backward, the forward's derivative with x̂ = (x − mean)·rstd and g = dout ⊙ weight:
 //   dinp += rstd · (g − mean_c(g) − x̂ · mean_c(g ⊙ x̂))   one warp per row (two row reductions)
@@ -30,7 +31,8 @@ __device__ __forceinline__ int warp_row() {
 }
 
 // Normalizes row x into out and returns (mean, rstd) to every lane.
-__device__ float2 normalize_row(float* out, const float* x, const float* weight, const float* bias,
+template <typename Out>
+__device__ float2 normalize_row(Out* out, const float* x, const float* weight, const float* bias,
                                 int C) {
   const int lane = threadIdx.x % kWarpSize;
   float sum = 0.0f;
@@ -39,11 +41,14 @@ __device__ float2 normalize_row(float* out, const float* x, const float* weight,
   float squares = 0.0f;
   for (int c = lane; c < C; c += kWarpSize) squares += (x[c] - mean) * (x[c] - mean);
   const float rstd = 1.0f / sqrtf(warp_reduce(squares, Sum{}) / C + kLayerNormEps);
-  for (int c = lane; c < C; c += kWarpSize) out[c] = (x[c] - mean) * rstd * weight[c] + bias[c];
+  for (int c = lane; c < C; c += kWarpSize) {
+    out[c] = store_from_float<Out>((x[c] - mean) * rstd * weight[c] + bias[c]);
+  }
   return make_float2(mean, rstd);
 }
 
-__global__ void layernorm_forward_kernel(float* out, float* mean, float* rstd, const float* inp,
+template <typename Out>
+__global__ void layernorm_forward_kernel(Out* out, float* mean, float* rstd, const float* inp,
                                          const float* weight, const float* bias, int N, int C) {
   const int n = warp_row();
   if (n >= N) return;
@@ -57,7 +62,8 @@ __global__ void layernorm_forward_kernel(float* out, float* mean, float* rstd, c
 
 // residual = a + b, then layernorm(residual). Each lane later reads back only the channels it
 // wrote, so no synchronization is needed between the two steps.
-__global__ void residual_layernorm_forward_kernel(float* residual, float* out, float* mean,
+template <typename Out>
+__global__ void residual_layernorm_forward_kernel(float* residual, Out* out, float* mean,
                                                   float* rstd, const float* a, const float* b,
                                                   const float* weight, const float* bias, int N,
                                                   int C) {
@@ -153,23 +159,35 @@ unsigned int row_blocks(int N) { return ceil_div(N, kRowsPerBlock); }
 
 }  // namespace
 
-void layernorm_forward(const Context& ctx, float* out, float* mean, float* rstd, const float* inp,
+template <typename Out>
+void layernorm_forward(const Context& ctx, Out* out, float* mean, float* rstd, const float* inp,
                        const float* weight, const float* bias, int N, int C) {
   if (N == 0) return;
-  layernorm_forward_kernel<<<row_blocks(N), kRowsPerBlock * kWarpSize, 0, stream_of(ctx)>>>(
+  layernorm_forward_kernel<Out><<<row_blocks(N), kRowsPerBlock * kWarpSize, 0, stream_of(ctx)>>>(
       out, mean, rstd, inp, weight, bias, N, C);
   CUDA_CHECK_LAUNCH();
 }
 
-void residual_layernorm_forward(const Context& ctx, float* residual, float* out, float* mean,
+template <typename Out>
+void residual_layernorm_forward(const Context& ctx, float* residual, Out* out, float* mean,
                                 float* rstd, const float* a, const float* b, const float* weight,
                                 const float* bias, int N, int C) {
   if (N == 0) return;
-  residual_layernorm_forward_kernel<<<row_blocks(N), kRowsPerBlock * kWarpSize, 0,
-                                      stream_of(ctx)>>>(residual, out, mean, rstd, a, b, weight,
-                                                        bias, N, C);
+  residual_layernorm_forward_kernel<Out>
+      <<<row_blocks(N), kRowsPerBlock * kWarpSize, 0, stream_of(ctx)>>>(residual, out, mean, rstd,
+                                                                        a, b, weight, bias, N, C);
   CUDA_CHECK_LAUNCH();
 }
+
+#define RECFORGE_INSTANTIATE(Out)                                                             \
+  template void layernorm_forward<Out>(const Context&, Out*, float*, float*, const float*,    \
+                                       const float*, const float*, int, int);                 \
+  template void residual_layernorm_forward<Out>(const Context&, float*, Out*, float*, float*, \
+                                                const float*, const float*, const float*,     \
+                                                const float*, int, int);
+RECFORGE_INSTANTIATE(float)
+RECFORGE_INSTANTIATE(bf16)
+#undef RECFORGE_INSTANTIATE
 
 void layernorm_backward(const Context& ctx, float* dinp, float* dweight, float* dbias,
                         const float* dout, const float* inp, const float* weight, const float* mean,

@@ -1,23 +1,31 @@
 // Layer normalization over the last dimension of [N, C] rows, eps = 1e-5:
 //   out = (x − mean) · rstd · weight + bias,   rstd = 1 / √(var + eps)   (biased variance)
 // mean and rstd [N] are saved for the backward. The fused variant first forms the residual sum.
+// The forward's output type Out is T, or bf16 with T = float (the bf16 precision policy: the
+// normalized activations feed a bf16 GEMM): the statistics and the residual stay T, the math is
+// the same and out is rounded once. The backward is all T.
 #pragma once
 
 #include <type_traits>
 
+#include "kernels/bf16.h"
 #include "kernels/context.h"
 
 namespace recforge {
 
 inline constexpr float kLayerNormEps = 1e-5f;
 
+template <typename Out, typename T>
+inline constexpr bool kLayerNormOutput = std::is_same_v<Out, T> ||
+                                         (std::is_same_v<Out, bf16> && std::is_same_v<T, float>);
+
 namespace cpu {
-template <typename T>
-void layernorm_forward(T* out, T* mean, T* rstd, const T* inp, const T* weight, const T* bias,
+template <typename Out, typename T>
+void layernorm_forward(Out* out, T* mean, T* rstd, const T* inp, const T* weight, const T* bias,
                        int N, int C);
 // residual = a + b, out = layernorm(residual): the pre-LN block's residual add and next norm.
-template <typename T>
-void residual_layernorm_forward(T* residual, T* out, T* mean, T* rstd, const T* a, const T* b,
+template <typename Out, typename T>
+void residual_layernorm_forward(T* residual, Out* out, T* mean, T* rstd, const T* a, const T* b,
                                 const T* weight, const T* bias, int N, int C);
 // With x̂ = (x − mean)·rstd and g = dout ⊙ weight:
 //   dinp += rstd · (g − mean_c(g) − x̂ · mean_c(g ⊙ x̂)),  dweight += Σ_n dout ⊙ x̂,  dbias += Σ_n
@@ -30,9 +38,12 @@ void layernorm_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* i
 }  // namespace cpu
 
 namespace cuda {
-void layernorm_forward(const Context& ctx, float* out, float* mean, float* rstd, const float* inp,
+// Out ∈ {float, bf16}.
+template <typename Out>
+void layernorm_forward(const Context& ctx, Out* out, float* mean, float* rstd, const float* inp,
                        const float* weight, const float* bias, int N, int C);
-void residual_layernorm_forward(const Context& ctx, float* residual, float* out, float* mean,
+template <typename Out>
+void residual_layernorm_forward(const Context& ctx, float* residual, Out* out, float* mean,
                                 float* rstd, const float* a, const float* b, const float* weight,
                                 const float* bias, int N, int C);
 void layernorm_backward(const Context& ctx, float* dinp, float* dweight, float* dbias,
@@ -40,9 +51,10 @@ void layernorm_backward(const Context& ctx, float* dinp, float* dweight, float* 
                         const float* rstd, int N, int C);
 }  // namespace cuda
 
-template <typename T>
-void layernorm_forward(const Context& ctx, T* out, T* mean, T* rstd, const T* inp, const T* weight,
-                       const T* bias, int N, int C) {
+template <typename Out, typename T>
+void layernorm_forward(const Context& ctx, Out* out, T* mean, T* rstd, const T* inp,
+                       const T* weight, const T* bias, int N, int C) {
+  static_assert(kLayerNormOutput<Out, T>, "layernorm: out must be T, or bf16 with T = float");
   RECFORGE_CHECK(N >= 0 && C > 0, "layernorm_forward: bad shape N=", N, " C=", C);
   if constexpr (kWithCuda && std::is_same_v<T, float>) {
     if (ctx.on_cuda())
@@ -52,10 +64,11 @@ void layernorm_forward(const Context& ctx, T* out, T* mean, T* rstd, const T* in
   cpu::layernorm_forward(out, mean, rstd, inp, weight, bias, N, C);
 }
 
-template <typename T>
-void residual_layernorm_forward(const Context& ctx, T* residual, T* out, T* mean, T* rstd,
+template <typename Out, typename T>
+void residual_layernorm_forward(const Context& ctx, T* residual, Out* out, T* mean, T* rstd,
                                 const T* a, const T* b, const T* weight, const T* bias, int N,
                                 int C) {
+  static_assert(kLayerNormOutput<Out, T>, "layernorm: out must be T, or bf16 with T = float");
   RECFORGE_CHECK(N >= 0 && C > 0, "residual_layernorm_forward: bad shape N=", N, " C=", C);
   if constexpr (kWithCuda && std::is_same_v<T, float>) {
     if (ctx.on_cuda()) {

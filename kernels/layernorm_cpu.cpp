@@ -1,6 +1,7 @@
 #include <omp.h>
 
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/layernorm.h"
@@ -9,9 +10,19 @@
 namespace recforge::cpu {
 namespace {
 
+// A value of the math type T as the output type: itself, or rounded once to bf16.
+template <typename Out, typename T>
+Out store_as(T value) {
+  if constexpr (std::is_same_v<Out, T>) {
+    return value;
+  } else {
+    return float_to_bf16(value);
+  }
+}
+
 // Normalizes one row; statistics accumulate in double for float inputs too (C is small).
-template <typename T>
-void normalize_row(T* out, T* mean_out, T* rstd_out, const T* x, const T* weight, const T* bias,
+template <typename Out, typename T>
+void normalize_row(Out* out, T* mean_out, T* rstd_out, const T* x, const T* weight, const T* bias,
                    int C) {
   double sum = 0.0;
   for (int c = 0; c < C; ++c) sum += x[c];
@@ -19,15 +30,17 @@ void normalize_row(T* out, T* mean_out, T* rstd_out, const T* x, const T* weight
   double sq = 0.0;
   for (int c = 0; c < C; ++c) sq += (x[c] - mean) * (x[c] - mean);
   double rstd = 1.0 / std::sqrt(sq / C + kLayerNormEps);
-  for (int c = 0; c < C; ++c) out[c] = T((x[c] - mean) * rstd) * weight[c] + bias[c];
+  for (int c = 0; c < C; ++c) {
+    out[c] = store_as<Out>(T((x[c] - mean) * rstd) * weight[c] + bias[c]);
+  }
   *mean_out = T(mean);
   *rstd_out = T(rstd);
 }
 
 }  // namespace
 
-template <typename T>
-void layernorm_forward(T* out, T* mean, T* rstd, const T* inp, const T* weight, const T* bias,
+template <typename Out, typename T>
+void layernorm_forward(Out* out, T* mean, T* rstd, const T* inp, const T* weight, const T* bias,
                        int N, int C) {
 #pragma omp parallel for schedule(static)
   for (int n = 0; n < N; ++n) {
@@ -36,8 +49,8 @@ void layernorm_forward(T* out, T* mean, T* rstd, const T* inp, const T* weight, 
   }
 }
 
-template <typename T>
-void residual_layernorm_forward(T* residual, T* out, T* mean, T* rstd, const T* a, const T* b,
+template <typename Out, typename T>
+void residual_layernorm_forward(T* residual, Out* out, T* mean, T* rstd, const T* a, const T* b,
                                 const T* weight, const T* bias, int N, int C) {
 #pragma omp parallel for schedule(static)
   for (int n = 0; n < N; ++n) {
@@ -92,14 +105,18 @@ void layernorm_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* i
   }
 }
 
-#define RECFORGE_INSTANTIATE(T)                                                             \
-  template void layernorm_forward<T>(T*, T*, T*, const T*, const T*, const T*, int, int);   \
-  template void residual_layernorm_forward<T>(T*, T*, T*, T*, const T*, const T*, const T*, \
-                                              const T*, int, int);                          \
-  template void layernorm_backward<T>(T*, T*, T*, const T*, const T*, const T*, const T*,   \
-                                      const T*, int, int);
-RECFORGE_INSTANTIATE(float)
-RECFORGE_INSTANTIATE(double)
-#undef RECFORGE_INSTANTIATE
+#define RECFORGE_INSTANTIATE_FORWARD(Out, T)                                                       \
+  template void layernorm_forward<Out, T>(Out*, T*, T*, const T*, const T*, const T*, int, int);   \
+  template void residual_layernorm_forward<Out, T>(T*, Out*, T*, T*, const T*, const T*, const T*, \
+                                                   const T*, int, int);
+RECFORGE_INSTANTIATE_FORWARD(float, float)
+RECFORGE_INSTANTIATE_FORWARD(double, double)
+RECFORGE_INSTANTIATE_FORWARD(bf16, float)
+#undef RECFORGE_INSTANTIATE_FORWARD
+
+template void layernorm_backward<float>(float*, float*, float*, const float*, const float*,
+                                        const float*, const float*, const float*, int, int);
+template void layernorm_backward<double>(double*, double*, double*, const double*, const double*,
+                                         const double*, const double*, const double*, int, int);
 
 }  // namespace recforge::cpu

@@ -8,38 +8,21 @@
 #include <memory>
 
 #include "tests/kernels/compare.h"
+#include "tests/kernels/packed_batch.h"
 #include "tests/support/reference.h"
 
 namespace recforge {
 namespace {
 
+using testing::Batch;
 using testing::convert;
 using testing::expect_close;
+using testing::mask_name;
 using testing::ReferenceCase;
 using testing::type_name;
 
 // Mixed lengths: empty, single-token, two-token, odd, tile-sized (64), one past a tile, long.
 constexpr int kLengths[] = {1, 0, 7, 64, 65, 300, 2, 33};
-
-// A packed batch's host-side offsets and the PackedSequences view of them.
-struct Batch {
-  std::vector<int32_t> offsets{0};
-  int max_length = 0;
-  explicit Batch(std::span<const int> lengths) {
-    for (int length : lengths) {
-      offsets.push_back(offsets.back() + length);
-      max_length = std::max(max_length, length);
-    }
-  }
-  int num_tokens() const { return offsets.back(); }
-  PackedSequences view() const {
-    return {offsets.data(), static_cast<int>(offsets.size()) - 1, num_tokens(), max_length};
-  }
-};
-
-const char* mask_name(AttentionMask mask) {
-  return mask == AttentionMask::kCausal ? "causal" : "bidirectional";
-}
 
 // One head configuration's inputs (drawn as float) and PyTorch reference.
 struct AttentionCase {

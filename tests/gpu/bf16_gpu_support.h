@@ -1,0 +1,32 @@
+// bf16 in the GPU tests: the comparisons of gpu_test_support.h for bf16 arrays, which are widened
+// to float first (a poisoned 0xFFFF element widens to NaN and fails).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "tests/gpu/gpu_test_support.h"
+#include "tests/support/bf16_values.h"
+
+namespace recforge::gpu_test {
+
+inline std::vector<float> widened(const std::vector<float>& values) { return values; }
+inline std::vector<float> widened(const std::vector<bf16>& values) {
+  return testing::to_float(values);
+}
+
+// Prints and checks ‖actual − expected‖ / ‖expected‖ of two host arrays (float or bf16).
+template <typename A, typename B>
+void expect_close(const std::string& name, const std::vector<A>& actual,
+                  const std::vector<B>& expected, double tolerance) {
+  const double error = relative_error(widened(actual), widened(expected));
+  std::cout << "[ rel_err ] " << name << ": " << error << std::endl;
+  EXPECT_LT(error, tolerance) << name;  // also fails on NaN
+}
+
+// The CUDA copy of a bf16 array against its CPU copy.
+inline void expect_close(const std::string& name, const Mirrored<bf16>& values, double tolerance) {
+  expect_close(name, values.cuda.download(), values.cpu.download(), tolerance);
+}
+
+}  // namespace recforge::gpu_test
