@@ -10,7 +10,7 @@
 #     libgtest-dev libcli11-dev nlohmann-json3-dev libopenblas-dev libopenblas-pthread-dev \
 #     libopenblas0-pthread libgfortran5)
 # Usage: tools/gpu-check.sh [STEPS...]
-#   steps: build tests memcheck racecheck bench beauty finetune dpo-sweep nccl kernels
+#   steps: build tests memcheck racecheck bench beauty finetune dpo-sweep nccl kernels e2e
 #   RECFORGE_MEMCHECK_FILTER: gtest filter of the memcheck step (default: every gpu test)
 #   RECFORGE_RACECHECK_FILTER: gtest filter of the racecheck step (default: the attention tests)
 set -uo pipefail
@@ -137,6 +137,15 @@ run_kernels() {
   echo "kernels exit $?"; tail -40 "$out/kernels.md" 2>/dev/null || tail -20 "$out/kernels.log"
 }
 
+# End-to-end training step against PyTorch eager and torch.compile, fp32 and bf16, Beauty and
+# GPT-2 small (issue 6): benchmarks/end_to_end.sh's table, each row's JSON and log in e2e-runs/.
+run_e2e() {
+  stamp "end-to-end benchmark"
+  (cd "$root" && timeout 420 benchmarks/end_to_end.sh "$build" --device cuda --out "$out/e2e.md" \
+    --timeout 180 >"$out/e2e.log" 2>&1)
+  echo "e2e exit $?"; cat "$out/e2e.md" 2>/dev/null || tail -20 "$out/e2e.log"
+}
+
 unpack_deps
 wants build && build_all
 wants tests && run_tests
@@ -148,4 +157,5 @@ wants finetune && run_finetune
 wants dpo-sweep && run_dpo_sweep
 wants nccl && run_nccl
 wants kernels && run_kernels
+wants e2e && run_e2e
 stamp "done"
