@@ -7,7 +7,9 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
+#include "kernels/bf16.h"
 #include "kernels/blas.h"
 #include "kernels/check.h"
 #include "kernels/context.h"
@@ -134,18 +136,46 @@ __device__ T block_reduce(T value, Combine combine) {
 // ---- GEMM through cuBLASLt (matmul.cu) ---------------------------------------------------------
 using Transpose = cpu::Transpose;  // the same flag as the CPU backend's BLAS wrapper
 
-// Row-major, like cpu::gemm in kernels/blas.h, in strict fp32 (no TF32), queued on ctx's stream:
+// cuBLASLt's name of a storage type.
+template <typename T>
+constexpr cudaDataType_t cuda_data_type() {
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, bf16>, "GEMMs store float or bf16");
+  return std::is_same_v<T, float> ? CUDA_R_32F : CUDA_R_16BF;
+}
+
+// The element types of one GEMM: A and B share `inputs`; C, D and the bias share `output`.
+struct GemmTypes {
+  cudaDataType_t inputs, output;
+};
+
+// Row-major, like cpu::gemm in kernels/blas.h, queued on ctx's stream, products accumulated in
+// fp32 (no TF32; bf16 inputs multiply exactly into the fp32 accumulator):
 //   C[M, N] = alpha · op(A) · op(B) + beta · C  (+ bias[N] added to every row when bias is
 //   non-null)
 // op(A) is [M, K] (A stored [K, M] when transposed), op(B) is [K, N]; lda, ldb, ldc are row
-// strides. With beta = 0, C is not read. M, N, K > 0.
+// strides in elements. With beta = 0, C is not read. M, N, K > 0.
+void gemm(const Context& ctx, GemmTypes types, Transpose trans_a, Transpose trans_b, int M, int N,
+          int K, float alpha, const void* A, int lda, const void* B, int ldb, float beta, void* C,
+          int ldc, const void* bias);
+
+// The same on typed pointers: (Out, In) ∈ {(float, float), (float, bf16), (bf16, bf16)}; the bias
+// has C's type and does not take part in deducing it.
+template <typename Out, typename In>
 void gemm(const Context& ctx, Transpose trans_a, Transpose trans_b, int M, int N, int K,
-          float alpha, const float* A, int lda, const float* B, int ldb, float beta, float* C,
-          int ldc, const float* bias = nullptr);
+          float alpha, const In* A, int lda, const In* B, int ldb, float beta, Out* C, int ldc,
+          const std::type_identity_t<Out>* bias = nullptr) {
+  static_assert(std::is_same_v<Out, In> || std::is_same_v<Out, float>,
+                "a GEMM writes fp32 or its inputs' type");
+  gemm(ctx, GemmTypes{cuda_data_type<In>(), cuda_data_type<Out>()}, trans_a, trans_b, M, N, K,
+       alpha, A, lda, B, ldb, beta, C, ldc, bias);
+}
 // The same with alpha = 1.
+template <typename Out, typename In>
 void gemm(const Context& ctx, Transpose trans_a, Transpose trans_b, int M, int N, int K,
-          const float* A, int lda, const float* B, int ldb, float beta, float* C, int ldc,
-          const float* bias = nullptr);
+          const In* A, int lda, const In* B, int ldb, float beta, Out* C, int ldc,
+          const std::type_identity_t<Out>* bias = nullptr) {
+  gemm(ctx, trans_a, trans_b, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc, bias);
+}
 
 }  // namespace cuda
 }  // namespace recforge
