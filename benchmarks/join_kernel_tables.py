@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Joins the tables of `recforge bench kernels` and kernels_pytorch.py on (kernel, shape).
+"""Joins the tables of `recforge bench kernels` and kernels_pytorch.py on (kernel, shape, dtype).
 
 Usage: join_kernel_tables.py OURS.md PYTORCH.md > JOINED.md
 Prints both reports' header lines, then one row per key of ours: both medians, PyTorch / ours
@@ -22,7 +22,7 @@ def read(path):
         if cells[0] == "kernel" or cells[0].startswith("---"):
             continue
         row = dict(zip(COLUMNS, cells))
-        rows[(row["kernel"], row["shape"])] = row
+        rows[(row["kernel"], row["shape"], row["dtype"])] = row
     return headers, rows
 
 
@@ -38,7 +38,7 @@ def main():
     for key, row in ours.items():
         other = theirs.get(key, {})
         ratio = f"{float(other['ms']) / float(row['ms']):.2f}" if other else ""
-        print(f"| {row['kernel']} | {row['shape']} | {row['dtype']} / {other.get('dtype', '-')} "
+        print(f"| {row['kernel']} | {row['shape']} | {row['dtype']} "
               f"| {row['ms']} | {other.get('ms', '')} | {ratio} | {row['rate']} | {row['unit']} "
               f"| {row['peak']} | {row['memory']} | {other.get('memory', '')} |")
 

@@ -10,7 +10,10 @@ kernel_bench.cpp's; keep them in step.
   matmul / lora          F.linear with a frozen base (+ the low-rank adapter)
   layernorm, gelu        F.layer_norm, F.gelu(approximate="tanh"), forward and backward
   adamw                  torch.optim.AdamW(fused=True) step
-Usage: kernels_pytorch.py [--repeats 50] [--warmup 10] [--dtype fp32|bf16] [--output FILE.md]
+Attention, the linear layer, layernorm and gelu run in fp32 and in bf16 (PyTorch's flash backend of
+scaled_dot_product_attention needs bf16/fp16: the fp32 rows use its other backends); the classifier,
+LoRA and AdamW rows are fp32. Rows are keyed by (kernel, shape, dtype).
+Usage: kernels_pytorch.py [--repeats 50] [--warmup 10] [--output FILE.md]
 """
 import argparse
 import statistics
@@ -119,10 +122,10 @@ def layernorm(timer, dtype, N, C):
         fwd = timer.median_ms(lambda: F.layer_norm(x, (C,), w, b))
     out = F.layer_norm(x, (C,), w, b)
     bwd = timer.median_ms(lambda: torch.autograd.grad(out, (x, w, b), dout, retain_graph=True))
-    shape = f"N={N} C={C}"
-    return [dict(kernel="layernorm_fwd", shape=shape, ms=fwd, work=4.0 * (2 * N * C + 2 * C + 2 * N),
+    shape, e = f"N={N} C={C}", x.element_size()
+    return [dict(kernel="layernorm_fwd", shape=shape, ms=fwd, work=e * (2 * N * C + 2 * C + 2 * N),
                  flops=False),
-            dict(kernel="layernorm_bwd", shape=shape, ms=bwd, work=4.0 * (4 * N * C + 5 * C + 2 * N),
+            dict(kernel="layernorm_bwd", shape=shape, ms=bwd, work=e * (4 * N * C + 5 * C + 2 * N),
                  flops=False)]
 
 
@@ -133,8 +136,9 @@ def gelu(timer, dtype, n):
         fwd = timer.median_ms(lambda: F.gelu(x, approximate="tanh"))
     out = F.gelu(x, approximate="tanh")
     bwd = timer.median_ms(lambda: torch.autograd.grad(out, x, dout, retain_graph=True))
-    return [dict(kernel="gelu_fwd", shape=f"n={n}", ms=fwd, work=8.0 * n, flops=False),
-            dict(kernel="gelu_bwd", shape=f"n={n}", ms=bwd, work=12.0 * n, flops=False)]
+    e = x.element_size()
+    return [dict(kernel="gelu_fwd", shape=f"n={n}", ms=fwd, work=2.0 * e * n, flops=False),
+            dict(kernel="gelu_bwd", shape=f"n={n}", ms=bwd, work=3.0 * e * n, flops=False)]
 
 
 def adamw(timer, n):
@@ -149,53 +153,64 @@ def adamw(timer, n):
                 work=28.0 * n, flops=False)
 
 
+def operand_rows(timer, dtype):
+    """The rows recforge runs in both storage types."""
+    rows = []
+    for causal in (True, False):
+        rows += [attention(timer, dtype, *shape, causal) for shape in RECOMMENDER_ATTENTION]
+    rows += [attention(timer, dtype, *shape, True) for shape in LLM_ATTENTION]
+    rows.append(linear(timer, dtype, LORA_ROWS, LORA_WIDTH, LORA_WIDTH))
+    for N, C in LAYERNORM_SHAPES:
+        rows += layernorm(timer, dtype, N, C)
+    for n in ELEMENTWISE_SIZES:
+        rows += gelu(timer, dtype, n)
+    return rows
+
+
 def peaks(timer):
     torch.backends.cuda.matmul.allow_tf32 = False
+    flops = 2 * 8192**3
     a, b = uniform((8192, 8192), torch.float32), uniform((8192, 8192), torch.float32)
-    gemm = 2 * 8192**3 / (timer.median_ms(lambda: a @ b) * 1e9)
+    gemm = flops / (timer.median_ms(lambda: a @ b) * 1e9)
+    a, b = a.bfloat16(), b.bfloat16()
+    bf16_gemm = flops / (timer.median_ms(lambda: a @ b) * 1e9)
     src = uniform((1 << 28,), torch.float32)
     dst = torch.empty_like(src)
     copy = 2 * src.numel() * 4 / (timer.median_ms(lambda: dst.copy_(src)) * 1e6)
-    return gemm, copy
+    return gemm, bf16_gemm, copy
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=50)
-    parser.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
     parser.add_argument("--output")
     args = parser.parse_args()
-    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[args.dtype]
     timer = Timer(args.warmup, args.repeats)
-    gemm, copy = peaks(timer)
+    gemm, bf16_gemm, copy = peaks(timer)
 
     rows = []
-    for causal in (True, False):
-        rows += [attention(timer, dtype, *shape, causal) for shape in RECOMMENDER_ATTENTION]
-    rows += [attention(timer, dtype, *shape, True) for shape in LLM_ATTENTION]
-    rows += [classifier(timer, dtype, CLASSIFIER_ROWS, CLASSIFIER_WIDTH, V)
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        rows += [dict(row, dtype=name) for row in operand_rows(timer, dtype)]
+    fp32 = torch.float32
+    rows += [classifier(timer, fp32, CLASSIFIER_ROWS, CLASSIFIER_WIDTH, V)
              for V in CLASSIFIER_ITEMS]
-    rows.append(linear(timer, dtype, LORA_ROWS, LORA_WIDTH, LORA_WIDTH))
-    rows += [linear(timer, dtype, LORA_ROWS, LORA_WIDTH, LORA_WIDTH, r) for r in LORA_RANKS]
-    for N, C in LAYERNORM_SHAPES:
-        rows += layernorm(timer, dtype, N, C)
-    for n in ELEMENTWISE_SIZES:
-        rows += gelu(timer, dtype, n)
+    rows += [linear(timer, fp32, LORA_ROWS, LORA_WIDTH, LORA_WIDTH, r) for r in LORA_RANKS]
     rows += [adamw(timer, n) for n in ADAMW_SIZES]
 
     lines = [f"# PyTorch {torch.__version__} kernel benchmarks", "",
              f"{torch.cuda.get_device_name(0)}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
              "", f"Medians of {args.repeats} CUDA-event timings after {args.warmup} warm-up calls; "
              "2 x L2 written before every timing.",
-             f"Measured peaks: torch fp32 8192^3 matmul {gemm:.1f} TFLOP/s; copy {copy:.0f} GB/s.",
+             f"Measured peaks: torch 8192^3 matmul fp32 {gemm:.1f}, bf16 {bf16_gemm:.1f} TFLOP/s; "
+             f"copy {copy:.0f} GB/s.",
              "", "| kernel | shape | dtype | median ms | rate | unit | % of peak | memory MiB |",
              "|---|---|---|---:|---:|---|---:|---:|"]
     for row in rows:
         rate = row["work"] / (row["ms"] * (1e9 if row["flops"] else 1e6))
-        peak = gemm if row["flops"] else copy
+        dt = row.get("dtype", "fp32")
+        peak = (bf16_gemm if dt == "bf16" else gemm) if row["flops"] else copy
         memory = f"{row['memory']:.1f}" if "memory" in row else ""
-        dt = "fp32" if row["kernel"] == "adamw" else args.dtype
         lines.append(f"| {row['kernel']} | {row['shape']} | {dt} | {row['ms']:.4f} | {rate:.2f} | "
                      f"{'TFLOP/s' if row['flops'] else 'GB/s'} | {100 * rate / peak:.1f} | {memory} |")
     report = "\n".join(lines) + "\n"

@@ -2,8 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
+#include <utility>
 
 #include "kernels/classifier.h"
+#include "kernels/convert.h"
 #include "kernels/dropout.h"
 #include "kernels/embedding.h"
 #include "kernels/gelu.h"
@@ -45,9 +48,14 @@ Linear<T> linear_of(const LayerTensors<T>& t, LoraTarget target) {
   }
 }
 
+// Pointers into a buffer holding the parameters from offset `first` on (0: all of them); tensors
+// before `first` are null.
 template <typename T>
-ModelTensors<T> tensors_in(T* base, const ParameterLayout& layout, int n_layer) {
-  auto at = [&](const std::string& name) { return base + layout.offset(name); };
+ModelTensors<T> tensors_in(T* base, const ParameterLayout& layout, int n_layer, int64_t first = 0) {
+  auto at = [&](const std::string& name) -> T* {
+    const int64_t offset = layout.offset(name);
+    return offset < first ? nullptr : base + (offset - first);
+  };
   ModelTensors<T> t{at("wte"), at("wpe"), at("ln_f.weight"), at("ln_f.bias"), {}};
   for (int l = 0; l < n_layer; ++l) {
     std::string h = "h." + std::to_string(l) + ".";
@@ -59,13 +67,15 @@ ModelTensors<T> tensors_in(T* base, const ParameterLayout& layout, int n_layer) 
   return t;
 }
 
+}  // namespace
+
 // Hands out consecutive [rows, width] slices of one buffer, each starting on a 64-byte boundary
 // (the CUDA kernels read 16-byte vectors; a [N, 1] statistic with odd N would misalign the next
 // slice). With a null base it only measures.
 template <typename T>
-class Carver {
+class ActivationCarver {
  public:
-  Carver(T* base, int64_t rows) : base_(base), rows_(rows) {}
+  ActivationCarver(T* base, int64_t rows) : base_(base), rows_(rows) {}
   T* take(int64_t width) {
     T* slice = base_ ? base_ + used_ : nullptr;
     used_ += (rows_ * width + kAlignElements - 1) / kAlignElements * kAlignElements;
@@ -80,8 +90,6 @@ class Carver {
   int64_t used_ = 0;
 };
 
-}  // namespace
-
 template <typename T>
 Decoder<T>::Decoder(Context ctx, ModelConfig config, int max_tokens)
     : ctx_(std::move(ctx)),
@@ -93,52 +101,88 @@ Decoder<T>::Decoder(Context ctx, ModelConfig config, int max_tokens)
       losses_(ctx_.device(), std::max(max_tokens, 1)) {
   RECFORGE_CHECK(max_tokens > 0, "a model needs room for at least one token, got max_tokens ",
                  max_tokens);
+  RECFORGE_CHECK(
+      (!mixed() || std::is_same_v<T, float>),
+      "model.precision bf16 needs float master weights (a float64 decoder is fp64 only)");
   weights_ = tensors_in(parameters_.data(), layout_, config_.n_layer);
   weight_gradients_ = tensors_in(gradients_.data(), layout_, config_.n_layer);
+  if (mixed()) {
+    const ParameterInfo& wpe = layout_.at("wpe");
+    compute_first_ = wpe.offset + wpe.size;
+    compute_parameters_ = Buffer<bf16>(ctx_.device(), layout_.total_size() - compute_first_);
+    compute_weights_ =
+        tensors_in(compute_parameters_.data(), layout_, config_.n_layer, compute_first_);
+  }
   allocate_activations();
   load_parameters(initial_parameters(config_, layout_, 0));
   zero_gradients();
 }
 
+// One layer's activations: the T tensors from `full`, the operands from `operands` (the same
+// carver in fp32).
+template <typename T>
+template <typename A>
+void Decoder<T>::carve_activations(ActivationCarver<T>& full, ActivationCarver<A>& operands,
+                                   std::vector<LayerActivations<A>>& layers) {
+  const int C = config_.d_model, F = config_.mlp_width(), NH = config_.n_head;
+  auto norm = [&] { return Norm<A>{operands.take(C), full.take(1), full.take(1)}; };
+  layers.clear();
+  for (int l = 0; l < config_.n_layer; ++l) {
+    LayerActivations<A> a;
+    a.ln1 = norm();
+    a.qkv = operands.take(3 * C);
+    a.att = operands.take(C);
+    a.lse = full.take(NH);
+    a.attproj = full.take(C);
+    a.residual2 = full.take(C);
+    a.ln2 = norm();
+    a.fch = operands.take(F);
+    a.fch_gelu = operands.take(F);
+    a.fcproj = full.take(C);
+    a.residual3 = full.take(C);
+    layers.push_back(a);
+  }
+}
+
 // Activations: per layer 11 [N, ·] tensors plus norm statistics, carved from one buffer sized for
-// max_tokens rows; the gradient scratch likewise. Each carve runs twice: to measure, then to place.
+// max_tokens rows (two in bf16 mode: T and bf16); the gradient scratch likewise. Each carve runs
+// twice: to measure, then to place.
 template <typename T>
 void Decoder<T>::allocate_activations() {
   const int C = config_.d_model, F = config_.mlp_width(), NH = config_.n_head;
-  auto carve_activations = [&](T* base) {
-    Carver<T> carver(base, max_tokens_);
-    auto norm = [&] { return Norm{carver.take(C), carver.take(1), carver.take(1)}; };
-    encoded_ = carver.take(C);
-    layers_.clear();
-    for (int l = 0; l < config_.n_layer; ++l) {
-      LayerActivations a;
-      a.ln1 = norm();
-      a.qkv = carver.take(3 * C);
-      a.att = carver.take(C);
-      a.lse = carver.take(NH);
-      a.attproj = carver.take(C);
-      a.residual2 = carver.take(C);
-      a.ln2 = norm();
-      a.fch = carver.take(F);
-      a.fch_gelu = carver.take(F);
-      a.fcproj = carver.take(C);
-      a.residual3 = carver.take(C);
-      layers_.push_back(a);
+  auto carve = [&](T* base, bf16* operand_base) {
+    ActivationCarver<T> full(base, max_tokens_);
+    ActivationCarver<bf16> operands(operand_base, max_tokens_);
+    encoded_ = full.take(C);
+    if (mixed()) {
+      carve_activations(full, operands, layers16_);
+    } else {
+      carve_activations(full, full, layers_);
     }
-    final_norm_ = norm();
-    return carver.used();
+    final_norm_ = Norm<T>{full.take(C), full.take(1), full.take(1)};
+    return std::pair{full.used(), operands.used()};
   };
-  activations_ = Buffer<T>(ctx_.device(), carve_activations(nullptr));
-  carve_activations(activations_.data());
+  auto [size, operand_size] = carve(nullptr, nullptr);
+  activations_ = Buffer<T>(ctx_.device(), size);
+  if (mixed()) operand_activations_ = Buffer<bf16>(ctx_.device(), operand_size);
+  carve(activations_.data(), operand_activations_.data());
 
   auto carve_gradients = [&](T* base) {
-    Carver<T> c(base, max_tokens_);
+    ActivationCarver<T> c(base, max_tokens_);
     grad_ = GradientScratch{c.take(C), c.take(C),     c.take(C), c.take(C),
                             c.take(F), c.take(3 * C), c.take(NH)};
     return c.used();
   };
   gradient_scratch_ = Buffer<T>(ctx_.device(), carve_gradients(nullptr));
   carve_gradients(gradient_scratch_.data());
+  if (!mixed()) return;
+  auto carve_operand_gradients = [&](bf16* base) {
+    ActivationCarver<bf16> c(base, max_tokens_);
+    grad16_ = OperandGradients<bf16>{c.take(C), c.take(F), c.take(C), c.take(3 * C)};
+    return c.used();
+  };
+  operand_scratch_ = Buffer<bf16>(ctx_.device(), carve_operand_gradients(nullptr));
+  carve_operand_gradients(operand_scratch_.data());
 }
 
 template <typename T>
@@ -157,13 +201,8 @@ void Decoder<T>::zero_gradients() {
 
 template <typename T>
 const T* Decoder<T>::layer_input(int l) const {
-  return l == 0 ? encoded_ : layers_[l - 1].residual3;
-}
-
-// The norm that follows layer l's residual: the next layer's ln_1, or ln_f after the last layer.
-template <typename T>
-typename Decoder<T>::Norm Decoder<T>::norm_after(int l) {
-  return l + 1 < config_.n_layer ? layers_[l + 1].ln1 : final_norm_;
+  if (l == 0) return encoded_;
+  return mixed() ? layers16_[l - 1].residual3 : layers_[l - 1].residual3;
 }
 
 template <typename T>
@@ -187,6 +226,17 @@ const T* Decoder<T>::dropout_gradient(const T* dout, T* scratch, int N, uint64_t
   return scratch;
 }
 
+// bf16 mode computes with a bf16 copy of the fp32 masters, made again at every forward (the
+// optimizer changes the masters between steps): one read of 4 and one write of 2 bytes per
+// block parameter.
+template <typename T>
+void Decoder<T>::refresh_compute_weights() {
+  if constexpr (std::is_same_v<T, float>) {
+    convert(ctx_, compute_parameters_.data(), parameters_.data() + compute_first_,
+            static_cast<int64_t>(compute_parameters_.size()));
+  }
+}
+
 template <typename T>
 void Decoder<T>::forward(const DeviceBatch& batch, const ForwardOptions& options) {
   const int N = batch.num_tokens(), C = config_.d_model;
@@ -198,36 +248,54 @@ void Decoder<T>::forward(const DeviceBatch& batch, const ForwardOptions& options
                     N, C);
   dropout(encoded_, N, kEmbeddingStream);
   const LayerTensors<T>& w0 = weights_.layers[0];
-  layernorm_forward(ctx_, layers_[0].ln1.out, layers_[0].ln1.mean, layers_[0].ln1.rstd, encoded_,
-                    w0.ln1_w, w0.ln1_b, N, C);
-  for (int l = 0; l < config_.n_layer; ++l) layer_forward(l, batch);
+  if constexpr (std::is_same_v<T, float>) {
+    if (mixed()) {
+      refresh_compute_weights();
+      const Norm<bf16>& ln1 = layers16_[0].ln1;
+      layernorm_forward(ctx_, ln1.out, ln1.mean, ln1.rstd, encoded_, w0.ln1_w, w0.ln1_b, N, C);
+      for (int l = 0; l < config_.n_layer; ++l) {
+        layer_forward(l, batch, compute_weights_.layers[l]);
+      }
+      return;
+    }
+  }
+  const Norm<T>& ln1 = layers_[0].ln1;
+  layernorm_forward(ctx_, ln1.out, ln1.mean, ln1.rstd, encoded_, w0.ln1_w, w0.ln1_b, N, C);
+  for (int l = 0; l < config_.n_layer; ++l) layer_forward(l, batch, weights_.layers[l]);
 }
 
 // One block: x → x + attn(ln1(x)) = r2 → r2 + mlp(ln2(r2)) = r3, with ln1(x) computed by the
-// previous step and the norm after r3 fused into this one.
+// previous step and the norm after r3 fused into this one. The GEMMs read their weights from
+// `compute` (the masters in fp32, their bf16 copy in bf16); the norms read the fp32 masters.
 template <typename T>
-void Decoder<T>::layer_forward(int l, const DeviceBatch& batch) {
+template <typename A>
+void Decoder<T>::layer_forward(int l, const DeviceBatch& batch, const LayerTensors<A>& compute) {
   NvtxRange range("layer ", l, " forward");
   const int N = batch.num_tokens(), C = config_.d_model, F = config_.mlp_width();
   const LayerTensors<T>& w = weights_.layers[l];
-  LayerActivations& a = layers_[l];
-  linear_forward(l, LoraTarget::kQkv, a.qkv, a.ln1.out, N);  // [N, 3C]
+  const LayerActivations<A>& a = layer_activations<A>()[l];
+  linear_forward(l, LoraTarget::kQkv, a.qkv, a.ln1.out, N, compute);  // [N, 3C]
   attention_forward(ctx_, a.att, a.lse, a.qkv, batch.sequences(),
-                    attention_shape(last_options_.mask));        // [N, C], [N, NH]
-  linear_forward(l, LoraTarget::kAttnOut, a.attproj, a.att, N);  // [N, C]
+                    attention_shape(last_options_.mask));                 // [N, C], [N, NH]
+  linear_forward(l, LoraTarget::kAttnOut, a.attproj, a.att, N, compute);  // [N, C]
   dropout(a.attproj, N, attention_stream(l));
   residual_layernorm_forward(ctx_, a.residual2, a.ln2.out, a.ln2.mean, a.ln2.rstd, layer_input(l),
                              a.attproj, w.ln2_w, w.ln2_b, N, C);
-  linear_forward(l, LoraTarget::kMlpFc, a.fch, a.ln2.out, N);  // [N, F]
+  linear_forward(l, LoraTarget::kMlpFc, a.fch, a.ln2.out, N, compute);  // [N, F]
   gelu_forward(ctx_, a.fch_gelu, a.fch, static_cast<int64_t>(N) * F);
-  linear_forward(l, LoraTarget::kMlpProj, a.fcproj, a.fch_gelu, N);  // [N, C]
+  linear_forward(l, LoraTarget::kMlpProj, a.fcproj, a.fch_gelu, N, compute);  // [N, C]
   dropout(a.fcproj, N, mlp_stream(l));
-  bool last = l + 1 == config_.n_layer;
-  const T* next_w = last ? weights_.lnf_w : weights_.layers[l + 1].ln1_w;
-  const T* next_b = last ? weights_.lnf_b : weights_.layers[l + 1].ln1_b;
-  Norm next = norm_after(l);
-  residual_layernorm_forward(ctx_, a.residual3, next.out, next.mean, next.rstd, a.residual2,
-                             a.fcproj, next_w, next_b, N, C);
+  // r3 and the norm after it: the next layer's ln_1 (an operand), or ln_f (T, read by objectives).
+  if (l + 1 == config_.n_layer) {
+    const Norm<T>& next = final_norm_;
+    residual_layernorm_forward(ctx_, a.residual3, next.out, next.mean, next.rstd, a.residual2,
+                               a.fcproj, weights_.lnf_w, weights_.lnf_b, N, C);
+  } else {
+    const Norm<A>& next = layer_activations<A>()[l + 1].ln1;
+    const LayerTensors<T>& nw = weights_.layers[l + 1];
+    residual_layernorm_forward(ctx_, a.residual3, next.out, next.mean, next.rstd, a.residual2,
+                               a.fcproj, nw.ln1_w, nw.ln1_b, N, C);
+  }
 }
 
 template <typename T>
@@ -292,11 +360,11 @@ void Decoder<T>::backward(const DeviceBatch& batch) {
   zero_bytes(ctx_, grad_.residual, static_cast<size_t>(N) * C * sizeof(T));
   const ModelTensors<T>& g = weight_gradients_;
   layernorm_backward(ctx_, grad_.residual, base_frozen_ ? nullptr : g.lnf_w,
-                     base_frozen_ ? nullptr : g.lnf_b, grad_.hidden, layers_[last].residual3,
+                     base_frozen_ ? nullptr : g.lnf_b, grad_.hidden, layer_input(last + 1),
                      weights_.lnf_w, final_norm_.mean, final_norm_.rstd, N, C);
   ready("ln_f.");
   for (int l = last; l >= 0; --l) {
-    layer_backward(l, batch);
+    layer_backward_dispatch(l, batch);
     ready("h.", l, ".");
   }
   const T* dencoded = dropout_gradient(grad_.residual, grad_.channels, N, kEmbeddingStream);
@@ -310,67 +378,109 @@ void Decoder<T>::backward(const DeviceBatch& batch) {
   }
 }
 
-// Backward of layer_forward, in reverse. On entry grad_.residual holds ∂L/∂r3; on exit ∂L/∂x.
 template <typename T>
-void Decoder<T>::layer_backward(int l, const DeviceBatch& batch) {
+void Decoder<T>::layer_backward_dispatch(int l, const DeviceBatch& batch) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (mixed()) return layer_backward(l, batch, compute_weights_.layers[l], grad16_);
+  }
+  const OperandGradients<T> d{nullptr, grad_.mlp, grad_.channels2, grad_.qkv};
+  layer_backward(l, batch, weights_.layers[l], d);
+}
+
+// A T gradient as a GEMM operand: itself in fp32, rounded into `scratch` in bf16.
+template <typename T>
+template <typename A>
+const A* Decoder<T>::as_operand(const T* x, A* scratch, int64_t n) const {
+  if constexpr (std::is_same_v<A, T>) {
+    return x;
+  } else {
+    convert(ctx_, scratch, x, n);
+    return scratch;
+  }
+}
+
+// Backward of layer_forward, in reverse. On entry grad_.residual holds ∂L/∂r3; on exit ∂L/∂x.
+// The operand gradients (∂L/∂fch, ∂L/∂att, ∂L/∂qkv) take the operands' type; the GEMMs accumulate
+// the weight gradients in T.
+template <typename T>
+template <typename A>
+void Decoder<T>::layer_backward(int l, const DeviceBatch& batch, const LayerTensors<A>& compute,
+                                const OperandGradients<A>& d) {
   NvtxRange range("layer ", l, " backward");
   const int N = batch.num_tokens(), C = config_.d_model, F = config_.mlp_width();
+  const int64_t NC = static_cast<int64_t>(N) * C;
   const LayerTensors<T>& w = weights_.layers[l];
   const LayerTensors<T>& g = weight_gradients_.layers[l];
-  const LayerActivations& a = layers_[l];
+  const LayerActivations<A>& a = layer_activations<A>()[l];
   // r3 = r2 + dropout(fcproj): the MLP branch sees ∂L/∂r3 through the dropout mask.
   const T* dfcproj = dropout_gradient(grad_.residual, grad_.channels, N, mlp_stream(l));
-  linear_backward(l, LoraTarget::kMlpProj, grad_.mlp, dfcproj, a.fch_gelu, N);
-  gelu_backward(ctx_, grad_.mlp, a.fch, grad_.mlp, static_cast<int64_t>(N) * F);
-  linear_backward(l, LoraTarget::kMlpFc, grad_.channels2, grad_.mlp, a.ln2.out, N);
+  linear_backward(l, LoraTarget::kMlpProj, grad_.mlp, as_operand(dfcproj, d.dout, NC), a.fch_gelu,
+                  N, compute);
+  gelu_backward(ctx_, d.dfch, a.fch, grad_.mlp, static_cast<int64_t>(N) * F);
+  linear_backward(l, LoraTarget::kMlpFc, grad_.channels2, d.dfch, a.ln2.out, N, compute);
   layernorm_backward(ctx_, grad_.residual, base_frozen_ ? nullptr : g.ln2_w,
                      base_frozen_ ? nullptr : g.ln2_b, grad_.channels2, a.residual2, w.ln2_w,
                      a.ln2.mean, a.ln2.rstd, N, C);  // now ∂L/∂r2
   // r2 = x + dropout(attproj)
   const T* dattproj = dropout_gradient(grad_.residual, grad_.channels, N, attention_stream(l));
-  linear_backward(l, LoraTarget::kAttnOut, grad_.channels2, dattproj, a.att, N);
-  attention_backward(ctx_, grad_.qkv, grad_.delta, grad_.channels2, a.qkv, a.att, a.lse,
-                     batch.sequences(), attention_shape(last_options_.mask));
-  linear_backward(l, LoraTarget::kQkv, grad_.channels, grad_.qkv, a.ln1.out, N);
+  linear_backward(l, LoraTarget::kAttnOut, d.datt, as_operand(dattproj, d.dout, NC), a.att, N,
+                  compute);
+  attention_backward(ctx_, d.dqkv, grad_.delta, d.datt, a.qkv, a.att, a.lse, batch.sequences(),
+                     attention_shape(last_options_.mask));
+  linear_backward(l, LoraTarget::kQkv, grad_.channels, d.dqkv, a.ln1.out, N, compute);
   layernorm_backward(ctx_, grad_.residual, base_frozen_ ? nullptr : g.ln1_w,
                      base_frozen_ ? nullptr : g.ln1_b, grad_.channels, layer_input(l), w.ln1_w,
                      a.ln1.mean, a.ln1.rstd, N, C);  // now ∂L/∂x
 }
 
+// An output that is itself an operand (Out = A) takes the bias of the weights it computes with;
+// a T output takes the fp32 master bias.
 template <typename T>
-void Decoder<T>::linear_forward(int l, LoraTarget target, T* out, const T* inp, int N) {
+template <typename Out, typename A>
+void Decoder<T>::linear_forward(int l, LoraTarget target, Out* out, const A* inp, int N,
+                                const LayerTensors<A>& compute) {
   const int in = lora_in_features(config_, target),
             out_features = lora_out_features(config_, target);
-  const Linear<T> w = linear_of(weights_.layers[l], target);
-  if (adapter_active(target)) {
-    lora_forward(ctx_, out, lora_sites_[l][static_cast<int>(target)].u, lora_dropped_, inp,
-                 w.weight, w.bias, lora_weights(l, target), N, in, out_features);
-  } else {
+  const Linear<A> w = linear_of(compute, target);
+  if constexpr (std::is_same_v<A, T> && std::is_same_v<Out, T>) {
+    if (adapter_active(target)) {
+      lora_forward(ctx_, out, lora_sites_[l][static_cast<int>(target)].u, lora_dropped_, inp,
+                   w.weight, w.bias, lora_weights(l, target), N, in, out_features);
+      return;
+    }
     matmul_forward(ctx_, out, inp, w.weight, w.bias, N, in, out_features);
+  } else if constexpr (std::is_same_v<Out, A>) {
+    matmul_forward(ctx_, out, inp, w.weight, w.bias, N, in, out_features);
+  } else {
+    const T* bias = linear_of(weights_.layers[l], target).bias;
+    matmul_forward(ctx_, out, inp, w.weight, bias, N, in, out_features);
   }
 }
 
 // A frozen base passes null weight gradients; an adapted layer's dinp comes from lora_backward,
 // with matmul_backward adding only the base weight's gradients when the base trains.
 template <typename T>
-void Decoder<T>::linear_backward(int l, LoraTarget target, T* dinp, const T* dout, const T* inp,
-                                 int N) {
+template <typename Dinp, typename A>
+void Decoder<T>::linear_backward(int l, LoraTarget target, Dinp* dinp, const A* dout, const A* inp,
+                                 int N, const LayerTensors<A>& compute) {
   const int in = lora_in_features(config_, target),
             out_features = lora_out_features(config_, target);
-  const Linear<T> w = linear_of(weights_.layers[l], target);
+  const A* weight = linear_of(compute, target).weight;
   const Linear<T> g =
       base_frozen_ ? Linear<T>{nullptr, nullptr} : linear_of(weight_gradients_.layers[l], target);
-  if (!adapter_active(target)) {
-    matmul_backward(ctx_, dinp, g.weight, g.bias, dout, inp, w.weight, N, in, out_features);
-    return;
+  if constexpr (std::is_same_v<A, T> && std::is_same_v<Dinp, T>) {
+    if (adapter_active(target)) {
+      const LoraSite& site = lora_sites_[l][static_cast<int>(target)];
+      lora_backward(ctx_, dinp, site.da, site.db, lora_du_, lora_dropped_, dout, inp, site.u,
+                    weight, lora_weights(l, target), N, in, out_features);
+      if (g.weight) {
+        matmul_backward(ctx_, static_cast<T*>(nullptr), g.weight, g.bias, dout, inp, weight, N, in,
+                        out_features);
+      }
+      return;
+    }
   }
-  const LoraSite& site = lora_sites_[l][static_cast<int>(target)];
-  lora_backward(ctx_, dinp, site.da, site.db, lora_du_, lora_dropped_, dout, inp, site.u, w.weight,
-                lora_weights(l, target), N, in, out_features);
-  if (g.weight) {
-    matmul_backward(ctx_, static_cast<T*>(nullptr), g.weight, g.bias, dout, inp, w.weight, N, in,
-                    out_features);
-  }
+  matmul_backward(ctx_, dinp, g.weight, g.bias, dout, inp, weight, N, in, out_features);
 }
 
 // ---- LoRA ------------------------------------------------------------------------------------
@@ -391,6 +501,8 @@ LoraWeights<T> Decoder<T>::lora_weights(int l, LoraTarget target) const {
 
 template <typename T>
 void Decoder<T>::enable_lora(const LoraConfig& config, uint64_t seed) {
+  RECFORGE_CHECK(!mixed(), "LoRA adapters run in fp32 only: set model.precision to fp32 for a ",
+                 "LoRA stage (bf16 LoRA is not implemented)");
   lora_layout_.emplace(config_, config);
   lora_merged_ = false;
   adapter_parameters_ = Buffer<T>(ctx_.device(), lora_layout_->total_size());
@@ -411,7 +523,7 @@ void Decoder<T>::allocate_lora_activations() {
     widest_input = std::max(widest_input, lora_in_features(config_, target));
   }
   auto carve = [&](T* base) {
-    Carver<T> carver(base, max_tokens_);
+    ActivationCarver<T> carver(base, max_tokens_);
     lora_sites_.assign(config_.n_layer, {});
     for (int l = 0; l < config_.n_layer; ++l) {
       for (LoraTarget target : layout.config().resolved_targets()) {

@@ -15,9 +15,11 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/attention.h"
+#include "kernels/bf16.h"
 #include "kernels/buffer.h"
 #include "kernels/lora.h"
 #include "model/batch.h"
@@ -26,6 +28,9 @@
 #include "model/parameters.h"
 
 namespace recforge {
+
+template <typename T>
+class ActivationCarver;  // model/decoder.cpp: slices of one activation buffer
 
 struct ForwardOptions {
   AttentionMask mask = AttentionMask::kCausal;
@@ -47,6 +52,13 @@ struct ModelTensors {
 };
 
 // T is float on both backends; double runs on the CPU only (finite-difference gradient checks).
+//
+// Precision (ModelConfig::precision, float decoders only): in bf16 mode the GEMMs and attention
+// take bf16 operands — the layer norms' outputs, qkv, the attention output, the MLP pre-activation
+// and its GELU, and a bf16 copy of the block weights made from the fp32 masters at each forward —
+// and accumulate in fp32. Parameters, gradients, the residual stream, norm statistics, lse and the
+// final hidden states stay T, so optimizers and objectives are the same in both modes. The CPU
+// backend runs bf16 too, rounding at the same points: it is the GPU path's reference.
 template <typename T>
 class Decoder {
  public:
@@ -118,44 +130,79 @@ class Decoder {
   bool lora_merged() const { return lora_merged_; }
 
  private:
+  // Activations whose storage follows the precision: A = T in fp32, bf16 in bf16 mode (the GEMM and
+  // attention operands). Residual stream, statistics and lse stay T.
+  template <typename A>
   struct Norm {
-    T *out, *mean, *rstd;  // [N, C], [N], [N]
+    A* out;          // [N, C]
+    T *mean, *rstd;  // [N], [N]
   };
+  template <typename A>
   struct LayerActivations {
-    Norm ln1;      // layernorm of the layer's input
-    T* qkv;        // [N, 3C]
-    T* att;        // [N, C] attention output, heads side by side
+    Norm<A> ln1;   // layernorm of the layer's input
+    A* qkv;        // [N, 3C]
+    A* att;        // [N, C] attention output, heads side by side
     T* lse;        // [N, NH]
     T* attproj;    // [N, C] attention projection (after dropout)
     T* residual2;  // [N, C] input + attproj
-    Norm ln2;      // layernorm of residual2
-    T* fch;        // [N, F] MLP pre-activation
-    T* fch_gelu;   // [N, F]
+    Norm<A> ln2;   // layernorm of residual2
+    A* fch;        // [N, F] MLP pre-activation
+    A* fch_gelu;   // [N, F]
     T* fcproj;     // [N, C] MLP output (after dropout)
     T* residual3;  // [N, C] residual2 + fcproj: the layer's output
   };
   struct GradientScratch {
     T *hidden, *residual, *channels, *channels2, *mlp, *qkv, *delta;
   };
+  // The backward's operand-typed gradients. In fp32 they alias GradientScratch (dout unused);
+  // in bf16 they are bf16 scratch: dout [N, C] (a residual-branch gradient rounded for its GEMM),
+  // dfch [N, F], datt [N, C], dqkv [N, 3C].
+  template <typename A>
+  struct OperandGradients {
+    A *dout, *dfch, *datt, *dqkv;
+  };
   // One adapted layer: its adapter, the adapter's gradients and its saved u [N, r]; all null when
   // the target is not adapted.
   struct LoraSite {
     T *a, *b, *da, *db, *u;
   };
+  bool mixed() const { return config_.precision == Precision::kBf16; }
 
   void allocate_activations();
+  template <typename A>
+  void carve_activations(ActivationCarver<T>& full, ActivationCarver<A>& operands,
+                         std::vector<LayerActivations<A>>& layers);
+  void refresh_compute_weights();
   const T* layer_input(int l) const;
-  Norm norm_after(int l);
   AttentionShape attention_shape(AttentionMask mask) const;
   void dropout(T* x, int N, uint64_t stream) const;
   const T* dropout_gradient(const T* dout, T* scratch, int N, uint64_t stream) const;
-  void layer_forward(int l, const DeviceBatch& batch);
-  void layer_backward(int l, const DeviceBatch& batch);
+  template <typename A>
+  void layer_forward(int l, const DeviceBatch& batch, const LayerTensors<A>& compute);
+  void layer_backward_dispatch(int l, const DeviceBatch& batch);
+  template <typename A>
+  void layer_backward(int l, const DeviceBatch& batch, const LayerTensors<A>& compute,
+                      const OperandGradients<A>& d);
+  template <typename A>
+  const std::vector<LayerActivations<A>>& layer_activations() const {
+    if constexpr (std::is_same_v<A, bf16>) {
+      return layers16_;
+    } else {
+      return layers_;
+    }
+  }
+  template <typename A>
+  const A* as_operand(const T* x, A* scratch, int64_t n) const;
   void announce_prefix(const std::string& prefix, const GradientReady& ready);
-  // The targeted linear layer of block l: out[N, out] = inp[N, in] · Wᵀ + b (+ its adapter).
-  void linear_forward(int l, LoraTarget target, T* out, const T* inp, int N);
-  // dinp [N, in] = ∂L/∂inp (overwritten) and the weights' gradients from dout [N, out].
-  void linear_backward(int l, LoraTarget target, T* dinp, const T* dout, const T* inp, int N);
+  // The targeted linear layer of block l: out[N, out] = inp[N, in] · Wᵀ + b (+ its adapter),
+  // with W (and b when out is an operand) from `compute`, the weights the precision computes with.
+  template <typename Out, typename A>
+  void linear_forward(int l, LoraTarget target, Out* out, const A* inp, int N,
+                      const LayerTensors<A>& compute);
+  // dinp [N, in] = ∂L/∂inp (overwritten) and the weights' fp32 gradients from dout [N, out].
+  template <typename Dinp, typename A>
+  void linear_backward(int l, LoraTarget target, Dinp* dinp, const A* dout, const A* inp, int N,
+                       const LayerTensors<A>& compute);
   bool adapter_active(LoraTarget target) const;
   LoraWeights<T> lora_weights(int l, LoraTarget target) const;
   void allocate_lora_activations();
@@ -167,10 +214,17 @@ class Decoder {
   int max_tokens_;
   Buffer<T> parameters_, gradients_, activations_, gradient_scratch_, losses_;
   ModelTensors<T> weights_, weight_gradients_;
-  T* encoded_ = nullptr;  // [N, C] embeddings (after dropout)
-  std::vector<LayerActivations> layers_;
-  Norm final_norm_;
+  T* encoded_ = nullptr;                     // [N, C] embeddings (after dropout)
+  std::vector<LayerActivations<T>> layers_;  // fp32 mode
+  Norm<T> final_norm_;                       // always T: the objectives read hidden() in T
   GradientScratch grad_;
+  // bf16 mode: the bf16 copy of every parameter after the embeddings (the blocks and ln_f), made
+  // from the fp32 masters at each forward; the bf16 activations and backward scratch.
+  Buffer<bf16> compute_parameters_, operand_activations_, operand_scratch_;
+  int64_t compute_first_ = 0;  // offset of the first copied parameter in parameters()
+  ModelTensors<bf16> compute_weights_;
+  std::vector<LayerActivations<bf16>> layers16_;
+  OperandGradients<bf16> grad16_{};
   ForwardOptions last_options_;
   GradientReady gradient_ready_;
   int passes_until_announce_ = 0;

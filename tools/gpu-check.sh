@@ -10,8 +10,10 @@
 #     libgtest-dev libcli11-dev nlohmann-json3-dev libopenblas-dev libopenblas-pthread-dev \
 #     libopenblas0-pthread libgfortran5)
 # Usage: tools/gpu-check.sh [STEPS...]
-#   steps: build tests memcheck racecheck bench beauty finetune dpo-sweep nccl kernels e2e
-#   RECFORGE_MEMCHECK_FILTER: gtest filter of the memcheck step (default: every gpu test)
+#   steps: build tests memcheck racecheck bench beauty beauty-bf16 finetune dpo-sweep nccl kernels
+#          e2e
+#   RECFORGE_MEMCHECK_FILTER: gtest filter of the memcheck step (default: every gpu test but the
+#     100-step loss curves, which run the same kernels as the others)
 #   RECFORGE_RACECHECK_FILTER: gtest filter of the racecheck step (default: the attention tests)
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -54,7 +56,7 @@ run_tests() {
 run_memcheck() {
   stamp "compute-sanitizer memcheck"
   timeout 120 compute-sanitizer --tool memcheck --leak-check no --error-exitcode 9 \
-    "$gpu_tests" --gtest_brief=1 --gtest_filter="${RECFORGE_MEMCHECK_FILTER:-*}" \
+    "$gpu_tests" --gtest_brief=1 --gtest_filter="${RECFORGE_MEMCHECK_FILTER:-*-*LossCurve*}" \
     >"$out/memcheck.log" 2>&1
   echo "memcheck exit $?"; grep -E "ERROR SUMMARY|FAILED|Invalid" "$out/memcheck.log" | sort | uniq -c | head
 }
@@ -74,16 +76,23 @@ run_bench() {
   python3 "$root/benchmarks/train_step_pytorch.py" --device cuda | tee -a "$out/bench.log"
 }
 
-run_beauty() {
+# Beauty pre-training for 10 epochs at one precision (fp32 | bf16): HR/NDCG of both compared.
+beauty_run() {
+  local precision=$1 suffix=${1/fp32/}
   [ -d "$root/data/beauty" ] || { echo "no data/beauty: skipped"; return; }
-  stamp "beauty training (cuda)"
-  rm -rf /tmp/beauty-run
+  stamp "beauty training (cuda, $precision)"
+  rm -rf "/tmp/beauty-run$suffix"
   (cd "$root" && timeout 100 "$build/recforge" train configs/beauty.yaml run.device=cuda \
-    run.output_dir=/tmp/beauty-run stages.pretrain.train.epochs=10 \
-    >"$out/beauty.log" 2>&1)
-  echo "beauty exit $?"; tail -5 "$out/beauty.log"
-  cp /tmp/beauty-run/final_metrics.json /tmp/beauty-run/metrics.jsonl "$out/" 2>/dev/null
+    "run.output_dir=/tmp/beauty-run$suffix" stages.pretrain.train.epochs=10 \
+    "model.precision=$precision" >"$out/beauty$suffix.log" 2>&1)
+  echo "beauty $precision exit $?"; tail -5 "$out/beauty$suffix.log"
+  mkdir -p "$out/beauty$suffix"
+  cp "/tmp/beauty-run$suffix/final_metrics.json" "/tmp/beauty-run$suffix/metrics.jsonl" \
+    "$out/beauty$suffix/" 2>/dev/null
 }
+
+run_beauty() { beauty_run fp32; }
+run_beauty_bf16() { beauty_run bf16; }
 
 run_finetune() {
   [ -d "$root/data/beauty" ] || { echo "no data/beauty: skipped"; return; }
@@ -153,6 +162,7 @@ wants memcheck && run_memcheck
 wants racecheck && run_racecheck
 wants bench && run_bench
 wants beauty && run_beauty
+wants beauty-bf16 && run_beauty_bf16
 wants finetune && run_finetune
 wants dpo-sweep && run_dpo_sweep
 wants nccl && run_nccl

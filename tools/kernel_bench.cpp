@@ -5,12 +5,15 @@
 #include <ctime>
 #include <fstream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/adamw.h"
 #include "kernels/attention.h"
+#include "kernels/bf16.h"
 #include "kernels/buffer.h"
 #include "kernels/classifier.h"
+#include "kernels/convert.h"
 #include "kernels/gelu.h"
 #include "kernels/layernorm.h"
 #include "kernels/lora.h"
@@ -32,6 +35,18 @@ struct Inputs {
     fill_uniform(ctx, buffer.data(), n, lo, hi, seed++);
     return buffer;
   }
+  // The same draw stored as A (rounded to bf16 for bf16 operands).
+  template <typename A>
+  Buffer<A> random_as(size_t n, float lo = -1.0f, float hi = 1.0f) {
+    if constexpr (std::is_same_v<A, float>) {
+      return random(n, lo, hi);
+    } else {
+      Buffer<float> values = random(n, lo, hi);
+      Buffer<A> stored(ctx.device(), n);
+      convert(ctx, stored.data(), values.data(), static_cast<int64_t>(n));
+      return stored;
+    }
+  }
 };
 
 // printf into a std::string (lines of the report, shape keys).
@@ -49,6 +64,8 @@ struct AttentionCase {
   int B, T, NH, HS;
 };
 
+// A: the storage type of qkv, out, dout and dqkv (lse and delta are fp32 in both).
+template <typename A>
 BenchRow bench_attention(const Context& ctx, const GpuTimer& timer, const AttentionCase& c,
                          AttentionMask mask) {
   std::vector<int32_t> offsets(c.B + 1);
@@ -58,9 +75,9 @@ BenchRow bench_attention(const Context& ctx, const GpuTimer& timer, const Attent
   AttentionShape shape{c.NH, c.HS, mask};
   size_t N = size_t(c.B) * c.T, C = shape.channels();
   Inputs in{ctx};
-  Buffer<float> qkv = in.random(3 * N * C), dout = in.random(N * C);
-  Buffer<float> out = in.random(N * C), lse = in.random(N * c.NH);
-  Buffer<float> dqkv = in.random(3 * N * C), delta = in.random(N * c.NH);
+  Buffer<A> qkv = in.random_as<A>(3 * N * C), dout = in.random_as<A>(N * C);
+  Buffer<A> out = in.random_as<A>(N * C), dqkv = in.random_as<A>(3 * N * C);
+  Buffer<float> lse = in.random(N * c.NH), delta = in.random(N * c.NH);
   double ms = timer.median_ms([&] {
     attention_forward(ctx, out.data(), lse.data(), qkv.data(), seqs, shape);
     attention_backward(ctx, dqkv.data(), delta.data(), dout.data(), qkv.data(), out.data(),
@@ -73,7 +90,10 @@ BenchRow bench_attention(const Context& ctx, const GpuTimer& timer, const Attent
   return {
       "attention_fwd_bwd",
       format("B=%d T=%d NH=%d HS=%d %s", c.B, c.T, c.NH, c.HS, causal ? "causal" : "bidirectional"),
-      ms, flops, true};
+      dtype_name<A>(),
+      ms,
+      flops,
+      true};
 }
 
 // ---- Fused classifier cross-entropy: hidden [N, C], wte [V, C], one target per row ------------
@@ -98,6 +118,7 @@ BenchRow bench_classifier(const KernelBenchOptions& options, int N, int C, int V
   // The useful work: logits, dhidden and dwte, three GEMMs of 2·N·C·V (recomputation not counted).
   return {"classifier_ce_fwd_bwd",
           format("N=%d C=%d V=%d", N, C, V),
+          "fp32",
           ms,
           6.0 * N * C * double(V),
           true,
@@ -122,55 +143,72 @@ BenchRow bench_lora(const Context& ctx, const GpuTimer& timer, int N, int C, int
   });
   // Base forward and dinp: 2 · 2·N·C·OC; adapter: u, out += s·u·Bᵀ, dB, du, dA, dinp += du·A.
   double flops = 4.0 * N * C * double(OC) + 6.0 * N * double(r) * (C + OC);
-  return {"lora_fwd_bwd", format("N=%d C=%d OC=%d r=%d", N, C, OC, r), ms, flops, true};
+  return {"lora_fwd_bwd", format("N=%d C=%d OC=%d r=%d", N, C, OC, r), "fp32", ms, flops, true};
 }
 
+// The frozen-base linear layer: forward and dinp. bf16: bf16 operands and outputs, fp32 accumulate.
+template <typename A>
 BenchRow bench_matmul(const Context& ctx, const GpuTimer& timer, int N, int C, int OC) {
   Inputs in{ctx};
-  Buffer<float> inp = in.random(size_t(N) * C), weight = in.random(size_t(OC) * C, -0.05f, 0.05f);
-  Buffer<float> bias = in.random(OC), dout = in.random(size_t(N) * OC);
-  Buffer<float> out = in.random(size_t(N) * OC), dinp = in.random(size_t(N) * C);
+  Buffer<A> inp = in.random_as<A>(size_t(N) * C);
+  Buffer<A> weight = in.random_as<A>(size_t(OC) * C, -0.05f, 0.05f);
+  Buffer<A> bias = in.random_as<A>(OC), dout = in.random_as<A>(size_t(N) * OC);
+  Buffer<A> out = in.random_as<A>(size_t(N) * OC), dinp = in.random_as<A>(size_t(N) * C);
   double ms = timer.median_ms([&] {
     matmul_forward(ctx, out.data(), inp.data(), weight.data(), bias.data(), N, C, OC);
-    matmul_backward<float>(ctx, dinp.data(), nullptr, nullptr, dout.data(), inp.data(),
-                           weight.data(), N, C, OC);
+    matmul_backward(ctx, dinp.data(), static_cast<float*>(nullptr), static_cast<float*>(nullptr),
+                    dout.data(), inp.data(), weight.data(), N, C, OC);
   });
-  return {"matmul_fwd_bwd_frozen", format("N=%d C=%d OC=%d", N, C, OC), ms,
+  return {"matmul_fwd_bwd_frozen",  format("N=%d C=%d OC=%d", N, C, OC),
+          dtype_name<A>(),          ms,
           4.0 * N * C * double(OC), true};
 }
 
 // ---- Bandwidth-bound ops: bytes = every input read once + every output written once -----------
+// Out: the type of the normalized output (bf16 feeds a bf16 GEMM); everything else is fp32.
+template <typename Out>
 std::vector<BenchRow> bench_layernorm(const Context& ctx, const GpuTimer& timer, int N, int C) {
   Inputs in{ctx};
   size_t NC = size_t(N) * C;
   Buffer<float> inp = in.random(NC), weight = in.random(C), bias = in.random(C);
-  Buffer<float> out = in.random(NC), mean = in.random(N), rstd = in.random(N, 0.5f, 2.0f);
+  Buffer<Out> out = in.random_as<Out>(NC);
+  Buffer<float> mean = in.random(N), rstd = in.random(N, 0.5f, 2.0f);
   Buffer<float> dout = in.random(NC), dinp = in.random(NC);
   Buffer<float> dweight = in.random(C), dbias = in.random(C);
   double fwd = timer.median_ms([&] {
     layernorm_forward(ctx, out.data(), mean.data(), rstd.data(), inp.data(), weight.data(),
                       bias.data(), N, C);
   });
-  double bwd = timer.median_ms([&] {
-    layernorm_backward(ctx, dinp.data(), dweight.data(), dbias.data(), dout.data(), inp.data(),
-                       weight.data(), mean.data(), rstd.data(), N, C);
-  });
   std::string shape = format("N=%d C=%d", N, C);
-  // fwd: inp, weight, bias in; out, mean, rstd out. bwd: dout, inp, weight, mean, rstd in; dinp,
-  // dweight, dbias accumulated (read and written).
-  return {{"layernorm_fwd", shape, fwd, 4.0 * (2.0 * NC + 2 * C + 2 * N), false},
-          {"layernorm_bwd", shape, bwd, 4.0 * (4.0 * NC + 5 * C + 2 * N), false}};
+  // fwd: inp, weight, bias in; out, mean, rstd out.
+  const double fwd_bytes = (4.0 + sizeof(Out)) * NC + 4.0 * (2 * C + 2 * N);
+  if constexpr (!std::is_same_v<Out, float>) {
+    return {{"layernorm_fwd", shape, dtype_name<Out>(), fwd, fwd_bytes, false}};
+  } else {
+    double bwd = timer.median_ms([&] {
+      layernorm_backward(ctx, dinp.data(), dweight.data(), dbias.data(), dout.data(), inp.data(),
+                         weight.data(), mean.data(), rstd.data(), N, C);
+    });
+    // bwd: dout, inp, weight, mean, rstd in; dinp, dweight, dbias accumulated (read and written).
+    return {{"layernorm_fwd", shape, "fp32", fwd, fwd_bytes, false},
+            {"layernorm_bwd", shape, "fp32", bwd, 4.0 * (4.0 * NC + 5 * C + 2 * N), false}};
+  }
 }
 
+// A: the storage of the pre-activation, the activation and its gradient; the incoming gradient
+// (from a GEMM's fp32 output) is fp32 in both.
+template <typename A>
 std::vector<BenchRow> bench_gelu(const Context& ctx, const GpuTimer& timer, int64_t n) {
   Inputs in{ctx};
-  Buffer<float> inp = in.random(n, -3, 3), dout = in.random(n), out = in.random(n);
-  Buffer<float> dinp = in.random(n);
+  Buffer<A> inp = in.random_as<A>(n, -3, 3), out = in.random_as<A>(n), dinp = in.random_as<A>(n);
+  Buffer<float> dout = in.random(n);
   double fwd = timer.median_ms([&] { gelu_forward(ctx, out.data(), inp.data(), n); });
   double bwd =
       timer.median_ms([&] { gelu_backward(ctx, dinp.data(), inp.data(), dout.data(), n); });
   std::string shape = format("n=%lld", static_cast<long long>(n));
-  return {{"gelu_fwd", shape, fwd, 8.0 * n, false}, {"gelu_bwd", shape, bwd, 12.0 * n, false}};
+  const double a = sizeof(A);
+  return {{"gelu_fwd", shape, dtype_name<A>(), fwd, 2 * a * n, false},
+          {"gelu_bwd", shape, dtype_name<A>(), bwd, (2 * a + 4) * n, false}};
 }
 
 BenchRow bench_adamw(const Context& ctx, const GpuTimer& timer, int64_t n) {
@@ -182,7 +220,7 @@ BenchRow bench_adamw(const Context& ctx, const GpuTimer& timer, int64_t n) {
     adamw_update(ctx, params.data(), grads.data(), m.data(), v.data(), n, n, config, 10);
   });
   // params, grads, m, v read; params, m, v written.
-  return {"adamw", format("n=%lld", static_cast<long long>(n)), ms, 28.0 * n, false};
+  return {"adamw", format("n=%lld", static_cast<long long>(n)), "fp32", ms, 28.0 * n, false};
 }
 
 // ---- The shapes of issue 6 ---------------------------------------------------------------------
@@ -199,26 +237,33 @@ constexpr int kLayerNormShapes[][2] = {{262144, 64}, {16384, 768}};
 constexpr int64_t kElementwiseSizes[] = {int64_t{1} << 24, int64_t{1} << 26};
 constexpr int64_t kAdamWSizes[] = {10'000'000, 124'000'000};
 
+// The rows of one operand type: attention, the frozen linear layer, layernorm and gelu.
+template <typename A>
+void run_operand_rows(const Context& ctx, const GpuTimer& timer, std::vector<BenchRow>& rows) {
+  for (AttentionMask mask : {AttentionMask::kCausal, AttentionMask::kBidirectional}) {
+    for (const AttentionCase& c : kRecommenderAttention)
+      rows.push_back(bench_attention<A>(ctx, timer, c, mask));
+  }
+  for (const AttentionCase& c : kLlmAttention)
+    rows.push_back(bench_attention<A>(ctx, timer, c, AttentionMask::kCausal));
+  rows.push_back(bench_matmul<A>(ctx, timer, kLoraRows, kLoraWidth, kLoraWidth));
+  for (const auto& [N, C] : kLayerNormShapes) {
+    for (BenchRow& row : bench_layernorm<A>(ctx, timer, N, C)) rows.push_back(std::move(row));
+  }
+  for (int64_t n : kElementwiseSizes) {
+    for (BenchRow& row : bench_gelu<A>(ctx, timer, n)) rows.push_back(std::move(row));
+  }
+}
+
 std::vector<BenchRow> run_all(const KernelBenchOptions& options, const Context& ctx,
                               const GpuTimer& timer) {
   std::vector<BenchRow> rows;
-  for (AttentionMask mask : {AttentionMask::kCausal, AttentionMask::kBidirectional}) {
-    for (const AttentionCase& c : kRecommenderAttention)
-      rows.push_back(bench_attention(ctx, timer, c, mask));
-  }
-  for (const AttentionCase& c : kLlmAttention)
-    rows.push_back(bench_attention(ctx, timer, c, AttentionMask::kCausal));
+  run_operand_rows<float>(ctx, timer, rows);
+  run_operand_rows<bf16>(ctx, timer, rows);
   for (int V : kClassifierItems)
     rows.push_back(bench_classifier(options, kClassifierRows, kClassifierWidth, V));
-  rows.push_back(bench_matmul(ctx, timer, kLoraRows, kLoraWidth, kLoraWidth));
   for (int r : kLoraRanks)
     rows.push_back(bench_lora(ctx, timer, kLoraRows, kLoraWidth, kLoraWidth, r));
-  for (const auto& [N, C] : kLayerNormShapes) {
-    for (BenchRow& row : bench_layernorm(ctx, timer, N, C)) rows.push_back(std::move(row));
-  }
-  for (int64_t n : kElementwiseSizes) {
-    for (BenchRow& row : bench_gelu(ctx, timer, n)) rows.push_back(std::move(row));
-  }
   for (int64_t n : kAdamWSizes) rows.push_back(bench_adamw(ctx, timer, n));
   return rows;
 }
@@ -253,9 +298,10 @@ void run_kernel_bench(const KernelBenchOptions& options) {
       "device-to-device copy %.0f GB/s (read + write).\n",
       fp32, tf32, bf16, copy);
   report +=
-      "% of peak: TFLOP/s rows against the fp32 GEMM (our kernels compute in fp32), GB/s rows "
-      "against the copy. memory MiB: the op's inputs, outputs and scratch.\n\n";
-  report += markdown_table(rows, {fp32, copy});
+      "% of peak: fp32 TFLOP/s rows against the fp32 GEMM, bf16 rows against the bf16 GEMM (our "
+      "attention computes in fp32 on bf16 storage, so its bf16 row is far from that ceiling), "
+      "GB/s rows against the copy. memory MiB: the op's inputs, outputs and scratch.\n\n";
+  report += markdown_table(rows, {fp32, copy, bf16});
   std::fputs(report.c_str(), stdout);
   if (!options.output.empty()) {
     std::ofstream file(options.output);

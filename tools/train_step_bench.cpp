@@ -191,9 +191,6 @@ void run_train_step_bench(const TrainStepOptions& options) {
   Context ctx = device == Device::kCuda ? Context::cuda() : Context::cpu(options.threads);
   const TrainStepShape shape = resolve_shape(options);
   const Precision precision = parse_precision(options.precision);
-  RECFORGE_CHECK(precision == Precision::kFp32,
-                 "bench train-step --precision bf16: the decoder has no bf16 path yet (it is being "
-                 "written); use --precision fp32");
   const ModelConfig config = model_config(shape, precision);
   config.validate();
 

@@ -300,7 +300,7 @@ void visit(V& v, ModelSection& s) {
   v.field("dropout", s.dropout, half_open(0.0f, 1.0f));
   v.field("init_std", s.init_std, open_closed(0.0f, 1.0f));
   v.field("embedding_init_std", s.embedding_init_std, open_closed(0.0f, 2.0f));
-  v.field("precision", s.precision, one_of({"fp32"}));
+  v.field("precision", s.precision, one_of({"fp32", "bf16"}));
 }
 
 template <typename V>
@@ -578,6 +578,18 @@ void cross_check(const Reader& reader, const ObjectiveSection& s) {
   if (!s.next_k_weights.empty() && static_cast<int>(s.next_k_weights.size()) != s.next_k) {
     reader.fail("next_k_weights", "expected next_k (", s.next_k, ") weights or none, got ",
                 s.next_k_weights.size());
+  }
+}
+
+// LoRA adapters run in fp32 only, so a bf16 run cannot reach a LoRA stage: say so before the
+// first stage trains for hours.
+void cross_check(const Reader& reader, const RunConfig& c) {
+  if (c.model.precision != "bf16") return;
+  for (const StageSection& stage : c.stages) {
+    if (stage.finetune.method == "lora") {
+      reader.fail("model", "model.precision bf16 cannot run stage \"", stage.name,
+                  "\" (finetune.method lora): LoRA runs in fp32 only, set model.precision: fp32");
+    }
   }
 }
 

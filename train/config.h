@@ -44,7 +44,7 @@ struct ModelSection {
   float dropout = 0.2f;              // [0, 1)
   float init_std = 0.02f;            // (0, 1]: sigma of the initial matrices
   float embedding_init_std = 0.02f;  // (0, 2]: sigma of the initial token and position embeddings
-  std::string precision = "fp32";    // fp32 (bf16 arrives with the GPU work)
+  std::string precision = "fp32";    // fp32 | bf16 (model/config.h: Precision)
 
   bool operator==(const ModelSection&) const = default;
 };

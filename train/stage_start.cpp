@@ -66,6 +66,7 @@ ModelConfig model_config_for(const RunConfig& config, int32_t num_items) {
   model.n_head = config.model.n_head;
   model.mlp_ratio = config.model.mlp_ratio;
   model.dropout = config.model.dropout;
+  model.precision = parse_precision(config.model.precision);
   return model;
 }
 
@@ -127,6 +128,7 @@ StageStart resolve_stage_start(const RunConfig& config, size_t stage_index,
   start.model_config = from.model_config;
   start.model_config.vocab_size = vocabulary_size(start.known_items + start.new_items);
   start.model_config.dropout = config.model.dropout;
+  start.model_config.precision = parse_precision(config.model.precision);
   RECFORGE_CHECK(start.model_config.max_len >= config.data.max_len, "stage ", stage.name,
                  ": data.max_len ", config.data.max_len, " exceeds the checkpoint's max_len ",
                  start.model_config.max_len);

@@ -190,6 +190,18 @@ TEST(ConfigErrors, LoraNeedsWeightsToAdapt) {
       << error;
 }
 
+TEST(ConfigErrors, Bf16CannotReachALoraStage) {
+  EXPECT_EQ(error_of("model: {precision: bf16}\nstages:\n  - {name: a}\n  - {name: tune, "
+                     "finetune: {method: lora}}\n"),
+            "test.yaml:1: model: model.precision bf16 cannot run stage \"tune\" (finetune.method "
+            "lora): LoRA runs in fp32 only, set model.precision: fp32");
+}
+
+TEST(ConfigErrors, UnknownPrecisionListsTheChoices) {
+  EXPECT_EQ(error_of("model: {precision: fp16}\nstages: [{}]\n"),
+            "test.yaml:1: model.precision: expected one of: fp32, bf16, got \"fp16\"");
+}
+
 TEST(ConfigErrors, UnknownLoraTargetListsTheChoices) {
   const std::string error = error_of(
       "stages:\n  - {name: a}\n  - {name: b, finetune: {method: lora, lora: {targets: [mlp]}}}\n");
