@@ -164,12 +164,17 @@ void gemm(const Context& ctx, GemmTypes types, Transpose trans_a, Transpose tran
   set_preference(d.preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES,
                  alignment_of(C, types.output));
 
+  // No algorithm for the problem comes back as CUBLAS_STATUS_NOT_SUPPORTED or as found = 0.
   cublasLtMatmulHeuristicResult_t heuristic{};
   int found = 0;
-  CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(handles->cublaslt, d.operation, d.first, d.second,
-                                              d.out, d.out, d.preference, 1, &heuristic, &found));
-  RECFORGE_CHECK(found > 0, "cuBLASLt has no algorithm for the GEMM M=", M, " N=", N, " K=", K,
-                 types.inputs == CUDA_R_16BF ? " with bf16 inputs" : "",
+  const cublasStatus_t status =
+      cublasLtMatmulAlgoGetHeuristic(handles->cublaslt, d.operation, d.first, d.second, d.out,
+                                     d.out, d.preference, 1, &heuristic, &found);
+  RECFORGE_CHECK(status == CUBLAS_STATUS_SUCCESS || status == CUBLAS_STATUS_NOT_SUPPORTED,
+                 "cuBLAS error ", int(status), " in cublasLtMatmulAlgoGetHeuristic");
+  RECFORGE_CHECK(status == CUBLAS_STATUS_SUCCESS && found > 0,
+                 "cuBLASLt has no algorithm for the GEMM M=", M, " N=", N, " K=", K, " lda=", lda,
+                 " ldb=", ldb, " ldc=", ldc, types.inputs == CUDA_R_16BF ? " with bf16 inputs" : "",
                  types.output == CUDA_R_16BF ? " and bf16 output" : "", bias ? " with bias" : "");
   CUBLAS_CHECK(cublasLtMatmul(handles->cublaslt, d.operation, &alpha, B, d.first, A, d.second,
                               &beta, C, d.out, C, d.out, &heuristic.algo,
