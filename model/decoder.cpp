@@ -169,8 +169,11 @@ void Decoder<T>::allocate_activations() {
 
   auto carve_gradients = [&](T* base) {
     ActivationCarver<T> c(base, max_tokens_);
-    grad_ = GradientScratch{c.take(C), c.take(C),     c.take(C), c.take(C),
-                            c.take(F), c.take(3 * C), c.take(NH)};
+    // bf16 mode takes ∂L/∂qkv as a bf16 operand (grad16_.dqkv), not here. Braced
+    // initializers run left to right, so the slices keep their order.
+    grad_ = GradientScratch{c.take(C), c.take(C), c.take(C),
+                            c.take(C), c.take(F), mixed() ? nullptr : c.take(3 * C),
+                            c.take(NH)};
     return c.used();
   };
   gradient_scratch_ = Buffer<T>(ctx_.device(), carve_gradients(nullptr));
