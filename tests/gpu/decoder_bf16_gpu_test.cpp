@@ -2,12 +2,8 @@
 // against fp32: a few AdamW steps, then a 100-step loss curve.
 #include <algorithm>
 
-#include "kernels/cross_entropy.h"
-#include "model/decoder.h"
-#include "tests/gpu/gpu_test_support.h"
+#include "tests/gpu/decoder_steps.h"
 #include "tests/support/loss_curve.h"
-#include "train/optimizer.h"
-#include "train/step.h"
 
 namespace recforge::gpu_test {
 namespace {
@@ -17,37 +13,10 @@ class DecoderBf16GpuTest : public GpuTest {};
 TEST_F(DecoderBf16GpuTest, StepsMatchTheCpuBf16Backend) {
   const ModelConfig config = testing::loss_curve_config(Precision::kBf16);
   const PackedBatch host = testing::planted_rule_batch(0);
-  const std::vector<float> initial =
-      random_floats(ParameterLayout(config).total_size(), 9, -0.1f, 0.1f);
-  std::vector<std::vector<float>> gradients, parameters;
-  std::vector<double> losses;
-  for (const Context& ctx : {cpu_, cuda_}) {
-    Decoder<float> model(ctx, config, host.num_tokens());
-    model.load_parameters(initial);
-    DeviceBatch batch(ctx.device(), host, config);
-    AdamW optimizer(
-        ctx, {whole_buffer(model.parameters(), model.gradients(), model.layout().num_decayed())},
-        AdamWConfig{});
-    for (int step = 0; step < 3; ++step) {
-      StepResult result = train_step(model, optimizer, batch,
-                                     {AttentionMask::kCausal, true, 5u + step}, 1e-3f, 1.0f);
-      losses.push_back(result.loss);
-      if (step == 0) gradients.push_back(model.gradients().download());
-    }
-    parameters.push_back(model.parameters().download());
-  }
-  for (int step = 0; step < 3; ++step) {
-    const double error = std::abs(losses[3 + step] - losses[step]) / losses[step];
-    std::cout << "[ rel_err ] decoder.bf16.loss.step" << step << ": " << error << std::endl;
-    EXPECT_LT(error, 1e-3);
-  }
-  const double gradient_error = relative_error(gradients[1], gradients[0]);
-  const double parameter_error = relative_error(parameters[1], parameters[0]);
-  std::cout << "[ rel_err ] decoder.bf16.gradients: " << gradient_error << "\n"
-            << "[ rel_err ] decoder.bf16.parameters_after_3_steps: " << parameter_error
-            << std::endl;
-  EXPECT_LT(gradient_error, 2e-2);
-  EXPECT_LT(parameter_error, 1e-3);
+  const StepsRun cpu = run_adamw_steps(cpu_, config, host, AttentionMask::kCausal, 3);
+  const StepsRun gpu = run_adamw_steps(cuda_, config, host, AttentionMask::kCausal, 3);
+  expect_steps_close("decoder.bf16", gpu, cpu,
+                     {.loss = 1e-3, .gradients = 2e-2, .parameters = 1e-3});
 }
 
 TEST_F(DecoderBf16GpuTest, LossCurveFollowsFp32Over100Steps) {

@@ -1,24 +1,18 @@
 // GELU with bf16 storage on the GPU: the forward on bf16 and the backward as (dinp, inp, dout) =
 // (bf16, bf16, fp32), against the CPU backend's bf16 path on the same inputs and against the fp32
 // CPU kernel on the unrounded inputs.
-#include "kernels/gelu.h"
-#include "tests/gpu/bf16_gpu_support.h"
+#include "tests/gpu/gelu_gpu_fixture.h"
 
 namespace recforge::gpu_test {
 namespace {
 
-using testing::to_bf16;
-
-using GeluBf16GpuTest = GpuTest;
+using GeluBf16GpuTest = GeluGpuFixture<bf16>;
 
 constexpr int64_t kSize = (1 << 20) + 3;  // also exercises the grid-stride loop's reuse of threads
 
 TEST_F(GeluBf16GpuTest, ForwardMatchesCpu) {
   const std::vector<float> inp_host = random_floats(kSize, 1, -6.0f, 6.0f);
-  auto inp = mirrored(to_bf16(inp_host));
-  Mirrored<bf16> out(kSize);
-  out.poison();
-  for (const Context* ctx : {&cpu_, &cuda_}) gelu_forward(*ctx, out.on(*ctx), inp.on(*ctx), kSize);
+  const Mirrored<bf16> out = forward(inp_host);
   expect_close("gelu.out bf16", out, 1e-2);
 
   std::vector<float> fp32_out(kSize);
@@ -28,13 +22,8 @@ TEST_F(GeluBf16GpuTest, ForwardMatchesCpu) {
 
 TEST_F(GeluBf16GpuTest, BackwardWithFp32GradientMatchesCpu) {
   const std::vector<float> inp_host = random_floats(kSize, 2, -6.0f, 6.0f);
-  auto inp = mirrored(to_bf16(inp_host));
   auto dout = mirrored(random_floats(kSize, 3));
-  Mirrored<bf16> dinp(kSize);
-  dinp.poison();
-  for (const Context* ctx : {&cpu_, &cuda_}) {
-    gelu_backward(*ctx, dinp.on(*ctx), inp.on(*ctx), dout.on(*ctx), kSize);
-  }
+  const Mirrored<bf16> dinp = backward(inp_host, dout);
   expect_close("gelu.dinp bf16", dinp, 1e-2);
 
   std::vector<float> fp32_dinp(kSize);
@@ -43,9 +32,8 @@ TEST_F(GeluBf16GpuTest, BackwardWithFp32GradientMatchesCpu) {
 }
 
 TEST_F(GeluBf16GpuTest, InPlaceForward) {
-  auto x = mirrored(to_bf16(random_floats(1000, 4, -3.0f, 3.0f)));
-  for (const Context* ctx : {&cpu_, &cuda_}) gelu_forward(*ctx, x.on(*ctx), x.on(*ctx), 1000);
-  expect_close("gelu.out bf16 in place", x, 1e-2);
+  expect_close("gelu.out bf16 in place", forward_in_place(random_floats(1000, 4, -3.0f, 3.0f)),
+               1e-2);
 }
 
 }  // namespace

@@ -96,12 +96,18 @@ inline double relative_error(const std::vector<float>& actual, const std::vector
   return norm > 0.0 ? std::sqrt(diff / norm) : std::sqrt(diff);
 }
 
+// Prints and checks the relative error of two host arrays.
+inline void expect_close(const std::string& name, const std::vector<float>& actual,
+                         const std::vector<float>& expected, double tolerance) {
+  const double error = relative_error(actual, expected);
+  std::cout << "[ rel_err ] " << name << ": " << error << std::endl;
+  EXPECT_LT(error, tolerance) << name;  // also fails on NaN
+}
+
 // Prints and checks the relative error of the CUDA copy against the CPU copy.
 template <typename T>
 void expect_close(const std::string& name, const Mirrored<T>& values, double tolerance) {
-  double error = relative_error(values.cuda.download(), values.cpu.download());
-  std::cout << "[ rel_err ] " << name << ": " << error << std::endl;
-  EXPECT_LT(error, tolerance) << name;  // also fails on NaN
+  expect_close(name, values.cuda.download(), values.cpu.download(), tolerance);
 }
 
 template <typename T>

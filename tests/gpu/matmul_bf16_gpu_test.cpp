@@ -3,50 +3,22 @@
 // bf16 output, with and without bias; backward with an fp32 or bf16 dinp and every combination of
 // null gradients, dweight and dbias accumulating into random initial values. Each result is also
 // compared with the fp32 layer on the CPU (the unrounded inputs).
-#include <type_traits>
-
-#include "kernels/convert.h"
 #include "kernels/matmul.h"
-#include "tests/gpu/gpu_test_support.h"
+#include "tests/gpu/matmul_gpu_fixture.h"
 
 namespace recforge::gpu_test {
 namespace {
 
+using testing::to_bf16;
+
 constexpr double kTolerance = 1e-2;  // bf16 spacing is 2⁻⁸; expected ~1e-3
-
-std::vector<bf16> to_bf16(const std::vector<float>& values) {
-  std::vector<bf16> out(values.size());
-  convert(Context::cpu(), out.data(), values.data(), static_cast<int64_t>(values.size()));
-  return out;
-}
-
-template <typename T>
-std::vector<float> to_float(const std::vector<T>& values) {
-  if constexpr (std::is_same_v<T, bf16>) {
-    std::vector<float> out(values.size());
-    convert(Context::cpu(), out.data(), values.data(), static_cast<int64_t>(values.size()));
-    return out;
-  } else {
-    return values;
-  }
-}
-
-// Host values as storage type T (bf16 values rounded once).
-template <typename T>
-std::vector<T> stored_as(const std::vector<float>& values) {
-  if constexpr (std::is_same_v<T, bf16>) {
-    return to_bf16(values);
-  } else {
-    return values;
-  }
-}
 
 // Prints and checks ‖cuda − cpu‖/‖cpu‖ and ‖cuda − fp32‖/‖fp32‖ (NaN fails both).
 template <typename T>
 void expect_close(const std::string& name, const Mirrored<T>& values,
                   const std::vector<float>& fp32) {
-  const std::vector<float> gpu = to_float(values.cuda.download());
-  const double vs_cpu = relative_error(gpu, to_float(values.cpu.download()));
+  const std::vector<float> gpu = widened(values.cuda.download());
+  const double vs_cpu = relative_error(gpu, widened(values.cpu.download()));
   const double vs_fp32 = relative_error(gpu, fp32);
   std::cout << "[ rel_err ] " << name << ": " << vs_cpu << " vs CPU, " << vs_fp32 << " vs fp32"
             << std::endl;
@@ -54,25 +26,8 @@ void expect_close(const std::string& name, const Mirrored<T>& values,
   EXPECT_LT(vs_fp32, kTolerance) << name;
 }
 
-struct MatmulShape {
-  int N, C, OC;
-};
-
-void PrintTo(const MatmulShape& s, std::ostream* os) {
-  *os << "N=" << s.N << " C=" << s.C << " OC=" << s.OC;
-}
-
-class MatmulBf16GpuTest : public GpuTestWithParam<MatmulShape> {
+class MatmulBf16GpuTest : public MatmulGpuFixture {
  protected:
-  int N = GetParam().N, C = GetParam().C, OC = GetParam().OC;
-  std::string label = cat(" N=", N, " C=", C, " OC=", OC);
-  std::vector<float> inp_host = random_floats(static_cast<size_t>(N) * C, 1);
-  std::vector<float> weight_host = random_floats(static_cast<size_t>(OC) * C, 2);
-  std::vector<float> bias_host = random_floats(OC, 3);
-  std::vector<float> dout_host = random_floats(static_cast<size_t>(N) * OC, 4);
-  std::vector<float> dweight0_host = random_floats(static_cast<size_t>(OC) * C, 5);
-  std::vector<float> dbias0_host = random_floats(OC, 6);
-
   // The fp32 layer on the CPU from the unrounded inputs.
   std::vector<float> fp32_forward(bool with_bias) const {
     std::vector<float> out(static_cast<size_t>(N) * OC);
@@ -142,47 +97,22 @@ TEST_P(MatmulBf16GpuTest, BackwardWithBf16DinpMatchesCpu) { check_backward<bf16>
 
 TEST_P(MatmulBf16GpuTest, BiasGradientIsBitwiseDeterministic) {
   auto dout = mirrored(to_bf16(dout_host));
-  std::vector<float> first;
-  for (int run = 0; run < 3; ++run) {
-    Buffer<float> dbias(Device::kCuda, OC);
-    dbias.zero(cuda_);
-    matmul_backward(cuda_, static_cast<float*>(nullptr), static_cast<float*>(nullptr), dbias.data(),
+  expect_bias_gradient_deterministic([&](float* dbias) {
+    matmul_backward(cuda_, static_cast<float*>(nullptr), static_cast<float*>(nullptr), dbias,
                     dout.cuda.data(), static_cast<const bf16*>(nullptr),
                     static_cast<const bf16*>(nullptr), N, C, OC);
-    if (run == 0)
-      first = dbias.download();
-    else
-      EXPECT_TRUE(bitwise_equal(dbias.download(), first));
-  }
+  });
 }
 
-INSTANTIATE_TEST_SUITE_P(Shapes, MatmulBf16GpuTest,
-                         ::testing::Values(MatmulShape{1, 64, 64}, MatmulShape{512, 256, 768},
-                                           MatmulShape{1000, 129, 77}, MatmulShape{3000, 192, 768}),
-                         [](const auto& info) {
-                           return cat("N", info.param.N, "_C", info.param.C, "_OC", info.param.OC);
-                         });
+INSTANTIATE_TEST_SUITE_P(Shapes, MatmulBf16GpuTest, ::testing::ValuesIn(kMatmulShapes),
+                         matmul_shape_name);
 
-class MatmulBf16EdgeGpuTest : public GpuTest {};
+using MatmulBf16EdgeGpuTest = MatmulEdgeGpuFixture;
 
 TEST_F(MatmulBf16EdgeGpuTest, UnalignedViewsMatchCpu) {
-  // bf16 operands starting one element (2 bytes) into their buffers: cuBLASLt must pick algorithms
-  // for 2-byte alignment, away from the 16-byte tensor-core loads.
-  constexpr int N = 100, C = 33, OC = 65;
-  auto inp = mirrored(to_bf16(random_floats(N * C + 1, 1)));
-  auto weight = mirrored(to_bf16(random_floats(OC * C + 1, 2)));
-  auto bias = mirrored(to_bf16(random_floats(OC + 1, 3)));
-  Mirrored<bf16> out(N * OC + 1);
-  out.poison();
-  for (const Context* ctx : {&cpu_, &cuda_}) {
-    matmul_forward(*ctx, out.on(*ctx) + 1, inp.on(*ctx) + 1, weight.on(*ctx) + 1, bias.on(*ctx) + 1,
-                   N, C, OC);
-  }
-  std::vector<float> gpu = to_float(out.cuda.download()), cpu = to_float(out.cpu.download());
-  double error = relative_error(std::vector<float>(gpu.begin() + 1, gpu.end()),
-                                std::vector<float>(cpu.begin() + 1, cpu.end()));
-  std::cout << "[ rel_err ] matmul.bf16 out unaligned: " << error << std::endl;
-  EXPECT_LT(error, kTolerance);
+  // bf16 operands starting one element (2 bytes) into their buffers: away from the 16-byte
+  // tensor-core loads.
+  expect_unaligned_views_close<bf16>("matmul.bf16 out unaligned", kTolerance);
 }
 
 }  // namespace

@@ -1,28 +1,12 @@
 // Dense layer on the GPU (cuBLASLt, fp32) against the CPU backend (OpenBLAS): forward with and
 // without bias, backward with every combination of null gradients, and the N = 0 edge.
 #include "kernels/matmul.h"
-#include "tests/gpu/gpu_test_support.h"
+#include "tests/gpu/matmul_gpu_fixture.h"
 
 namespace recforge::gpu_test {
 namespace {
 
-struct MatmulShape {
-  int N, C, OC;
-};
-
-void PrintTo(const MatmulShape& s, std::ostream* os) {
-  *os << "N=" << s.N << " C=" << s.C << " OC=" << s.OC;
-}
-
-class MatmulGpuTest : public GpuTestWithParam<MatmulShape> {
- protected:
-  int N = GetParam().N, C = GetParam().C, OC = GetParam().OC;
-  std::string label = cat(" N=", N, " C=", C, " OC=", OC);
-  std::vector<float> inp_host = random_floats(static_cast<size_t>(N) * C, 1);
-  std::vector<float> weight_host = random_floats(static_cast<size_t>(OC) * C, 2);
-  std::vector<float> bias_host = random_floats(OC, 3);
-  std::vector<float> dout_host = random_floats(static_cast<size_t>(N) * OC, 4);
-};
+using MatmulGpuTest = MatmulGpuFixture;
 
 TEST_P(MatmulGpuTest, ForwardMatchesCpu) {
   auto inp = mirrored(inp_host), weight = mirrored(weight_host), bias = mirrored(bias_host);
@@ -42,8 +26,8 @@ TEST_P(MatmulGpuTest, BackwardMatchesCpu) {
   // Bit i of `mask` requests gradient i (dinp, dweight, dbias).
   for (int mask = 0; mask < 8; ++mask) {
     Mirrored<float> dinp(static_cast<size_t>(N) * C);
-    auto dweight = mirrored(random_floats(static_cast<size_t>(OC) * C, 5));  // accumulated into
-    auto dbias = mirrored(random_floats(OC, 6));
+    auto dweight = mirrored(dweight0_host);  // accumulated into
+    auto dbias = mirrored(dbias0_host);
     dinp.poison();  // overwritten
     for (const Context* ctx : {&cpu_, &cuda_}) {
       matmul_backward(*ctx, mask & 1 ? dinp.on(*ctx) : nullptr,
@@ -59,27 +43,16 @@ TEST_P(MatmulGpuTest, BackwardMatchesCpu) {
 
 TEST_P(MatmulGpuTest, BiasGradientIsBitwiseDeterministic) {
   auto dout = mirrored(dout_host), inp = mirrored(inp_host), weight = mirrored(weight_host);
-  std::vector<float> first;
-  for (int run = 0; run < 3; ++run) {
-    Buffer<float> dbias(Device::kCuda, OC);
-    dbias.zero(cuda_);
-    matmul_backward(cuda_, static_cast<float*>(nullptr), static_cast<float*>(nullptr), dbias.data(),
+  expect_bias_gradient_deterministic([&](float* dbias) {
+    matmul_backward(cuda_, static_cast<float*>(nullptr), static_cast<float*>(nullptr), dbias,
                     dout.cuda.data(), inp.cuda.data(), weight.cuda.data(), N, C, OC);
-    if (run == 0)
-      first = dbias.download();
-    else
-      EXPECT_TRUE(bitwise_equal(dbias.download(), first));
-  }
+  });
 }
 
-INSTANTIATE_TEST_SUITE_P(Shapes, MatmulGpuTest,
-                         ::testing::Values(MatmulShape{1, 64, 64}, MatmulShape{512, 256, 768},
-                                           MatmulShape{1000, 129, 77}, MatmulShape{3000, 192, 768}),
-                         [](const auto& info) {
-                           return cat("N", info.param.N, "_C", info.param.C, "_OC", info.param.OC);
-                         });
+INSTANTIATE_TEST_SUITE_P(Shapes, MatmulGpuTest, ::testing::ValuesIn(kMatmulShapes),
+                         matmul_shape_name);
 
-class MatmulEdgeGpuTest : public GpuTest {};
+using MatmulEdgeGpuTest = MatmulEdgeGpuFixture;
 
 TEST_F(MatmulEdgeGpuTest, EmptyBatchDoesNothing) {
   auto weight = mirrored(random_floats(32 * 16, 1));
@@ -95,23 +68,8 @@ TEST_F(MatmulEdgeGpuTest, EmptyBatchDoesNothing) {
 }
 
 TEST_F(MatmulEdgeGpuTest, UnalignedViewsMatchCpu) {
-  // Operands starting one float into their buffers: cuBLASLt must pick algorithms for 4-byte
-  // alignment.
-  constexpr int N = 100, C = 33, OC = 65;
-  auto inp = mirrored(random_floats(N * C + 1, 1));
-  auto weight = mirrored(random_floats(OC * C + 1, 2));
-  auto bias = mirrored(random_floats(OC + 1, 3));
-  Mirrored<float> out(N * OC + 1);
-  out.poison();
-  for (const Context* ctx : {&cpu_, &cuda_}) {
-    matmul_forward(*ctx, out.on(*ctx) + 1, inp.on(*ctx) + 1, weight.on(*ctx) + 1, bias.on(*ctx) + 1,
-                   N, C, OC);
-  }
-  std::vector<float> gpu = out.cuda.download(), cpu = out.cpu.download();
-  double error = relative_error(std::vector<float>(gpu.begin() + 1, gpu.end()),
-                                std::vector<float>(cpu.begin() + 1, cpu.end()));
-  std::cout << "[ rel_err ] matmul.out unaligned: " << error << std::endl;
-  EXPECT_LT(error, 1e-5);
+  // Operands starting one float into their buffers (4-byte alignment).
+  expect_unaligned_views_close<float>("matmul.out unaligned", 1e-5);
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <memory>
 #include <span>
 #include <string>
@@ -17,6 +18,15 @@ namespace recforge::testing {
 template <typename T, typename U>
 std::vector<T> convert(const std::vector<U>& values) {
   return std::vector<T>(values.begin(), values.end());
+}
+
+// An output of `size` elements of type T filled with NaN bytes (0xFFFF is a bf16 NaN too), so an
+// element the kernel does not write fails the comparison.
+template <typename T>
+std::vector<T> poisoned(size_t size) {
+  std::vector<T> values(size);
+  std::memset(values.data(), 0xFF, size * sizeof(T));
+  return values;
 }
 
 // Prints ‖out − ref‖/‖ref‖ under `what` and expects it below `tolerance`.

@@ -39,20 +39,14 @@ std::vector<GeluBf16Case> make_cases() {
   return {std::move(c)};
 }
 
-std::vector<bf16> poisoned_bf16(size_t n) {
-  std::vector<bf16> values(n);
-  std::memset(values.data(), 0xFF, n * sizeof(bf16));
-  return values;
-}
-
 std::vector<bf16> forward_bf16(const GeluBf16Case& c) {
-  std::vector<bf16> inp = to_bf16(c.inp), out = poisoned_bf16(inp.size());
+  std::vector<bf16> inp = to_bf16(c.inp), out = testing::poisoned<bf16>(inp.size());
   gelu_forward(Context::cpu(), out.data(), inp.data(), inp.size());
   return out;
 }
 
 std::vector<bf16> backward_bf16(const GeluBf16Case& c) {
-  std::vector<bf16> inp = to_bf16(c.inp), dinp = poisoned_bf16(inp.size());
+  std::vector<bf16> inp = to_bf16(c.inp), dinp = testing::poisoned<bf16>(inp.size());
   gelu_backward(Context::cpu(), dinp.data(), inp.data(), c.dout.data(), inp.size());
   return dinp;
 }

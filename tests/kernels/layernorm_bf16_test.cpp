@@ -3,11 +3,9 @@
 // against the fp32 kernel.
 #include <gtest/gtest.h>
 
-#include <cmath>
-#include <cstring>
-
 #include "kernels/layernorm.h"
 #include "tests/kernels/compare.h"
+#include "tests/kernels/layernorm_case.h"
 #include "tests/support/bf16_values.h"
 #include "tests/support/reference.h"
 
@@ -16,19 +14,11 @@ namespace {
 
 using testing::convert;
 using testing::expect_close;
+using testing::poisoned;
 using testing::ReferenceCase;
 using testing::to_float;
 
-struct Shape {
-  int N, C;
-};
-// Small, odd and GPT-2-sized channel counts.
-constexpr Shape kShapes[] = {{257, 64}, {300, 200}, {311, 768}};
-
-struct LayerNormBf16Case {
-  Shape shape;
-  std::vector<float> inp, weight, bias, a, b;
-  std::vector<double> out, mean, rstd, residual, residual_out;
+struct LayerNormBf16Case : testing::LayerNormForwardCase {
   std::string label() const { return "layernorm.bf16.C" + std::to_string(shape.C); }
 };
 
@@ -36,44 +26,16 @@ std::vector<LayerNormBf16Case> make_cases() {
   std::mt19937_64 rng(testing::fresh_seed());
   std::vector<LayerNormBf16Case> cases;
   ReferenceCase ref("bf16_ops.py", "layernorm_bf16");
-  ref.put_scalar("num_cases", std::size(kShapes));
-  for (const Shape& shape : kShapes) {
-    LayerNormBf16Case c{shape};
-    const size_t size = static_cast<size_t>(shape.N) * shape.C;
-    c.inp = testing::random_normal<float>(rng, size, 2.0);
-    for (size_t i = 0; i < size; ++i) c.inp[i] += 0.5f * (i / shape.C % 7);  // row-varying mean
-    c.weight = testing::random_normal<float>(rng, shape.C, 0.2);
-    for (float& w : c.weight) w += 1.0f;
-    c.bias = testing::random_normal<float>(rng, shape.C, 0.2);
-    c.a = testing::random_normal<float>(rng, size);
-    c.b = testing::random_normal<float>(rng, size, 0.5);
-    std::string p = testing::case_prefix(cases.size());
-    const std::vector<int64_t> matrix{shape.N, shape.C}, vector{shape.C};
-    ref.put(p + "inp", c.inp, matrix);
-    ref.put(p + "weight", c.weight, vector);
-    ref.put(p + "bias", c.bias, vector);
-    ref.put(p + "a", c.a, matrix);
-    ref.put(p + "b", c.b, matrix);
+  ref.put_scalar("num_cases", std::size(testing::kLayerNormShapes));
+  for (const testing::LayerNormShape& shape : testing::kLayerNormShapes) {
+    LayerNormBf16Case c;
+    c.shape = shape;
+    c.put_inputs(rng, ref, testing::case_prefix(cases.size()));
     cases.push_back(std::move(c));
   }
   ref.run();
-  for (size_t i = 0; i < cases.size(); ++i) {
-    std::string p = testing::case_prefix(i);
-    LayerNormBf16Case& c = cases[i];
-    c.out = ref.result(p + "out");
-    c.mean = ref.result(p + "mean");
-    c.rstd = ref.result(p + "rstd");
-    c.residual = ref.result(p + "residual");
-    c.residual_out = ref.result(p + "residual_out");
-  }
+  for (size_t i = 0; i < cases.size(); ++i) cases[i].get_outputs(ref, testing::case_prefix(i));
   return cases;
-}
-
-template <typename T>
-std::vector<T> poisoned(size_t n) {
-  std::vector<T> values(n);
-  std::memset(values.data(), 0xFF, n * sizeof(T));
-  return values;
 }
 
 // Both forwards (plain and fused residual) with output type Out on poisoned outputs.

@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "tests/kernels/compare.h"
+#include "tests/kernels/layernorm_case.h"
 #include "tests/support/reference.h"
 
 namespace recforge {
@@ -16,18 +17,11 @@ using testing::expect_close;
 using testing::ReferenceCase;
 using testing::type_name;
 
-struct Shape {
-  int N, C;
-};
-// Small, odd and GPT-2-sized channel counts.
-constexpr Shape kShapes[] = {{257, 64}, {300, 200}, {311, 768}};
-
-// One shape's inputs (drawn as float) and PyTorch reference.
-struct LayerNormCase {
-  Shape shape;
-  std::vector<float> inp, weight, bias, dout, a, b;
+// One shape's inputs (drawn as float) and PyTorch reference, the backward's included.
+struct LayerNormCase : testing::LayerNormForwardCase {
+  std::vector<float> dout;
   std::vector<float> dinp0, dweight0, dbias0;  // the gradients before the backward
-  std::vector<double> out, mean, rstd, residual, residual_out, dinp, dweight, dbias;
+  std::vector<double> dinp, dweight, dbias;
   std::string label(const char* type) const {
     return std::string("layernorm.") + type + ".C" + std::to_string(shape.C);
   }
@@ -37,30 +31,19 @@ std::vector<LayerNormCase> make_cases() {
   std::mt19937_64 rng(testing::fresh_seed());
   std::vector<LayerNormCase> cases;
   ReferenceCase ref("kernels.py", "layernorm");
-  ref.put_scalar("num_cases", std::size(kShapes));
-  for (const Shape& shape : kShapes) {
-    LayerNormCase c{shape};
-    const size_t rows = static_cast<size_t>(shape.N) * shape.C;
-    c.inp = testing::random_normal<float>(rng, rows, 2.0);
-    for (size_t i = 0; i < rows; ++i) c.inp[i] += 0.5f * (i / shape.C % 7);  // row-varying mean
-    c.weight = testing::random_normal<float>(rng, shape.C, 0.2);
-    for (float& w : c.weight) w += 1.0f;
-    c.bias = testing::random_normal<float>(rng, shape.C, 0.2);
-    c.dout = testing::random_normal<float>(rng, rows);
-    c.a = testing::random_normal<float>(rng, rows);
-    c.b = testing::random_normal<float>(rng, rows, 0.5);
-    c.dinp0 = testing::random_normal<float>(rng, rows);
+  ref.put_scalar("num_cases", std::size(testing::kLayerNormShapes));
+  for (const testing::LayerNormShape& shape : testing::kLayerNormShapes) {
+    LayerNormCase c;
+    c.shape = shape;
+    std::string p = testing::case_prefix(cases.size());
+    c.put_inputs(rng, ref, p);
+    const size_t size = static_cast<size_t>(shape.N) * shape.C;
+    c.dout = testing::random_normal<float>(rng, size);
+    c.dinp0 = testing::random_normal<float>(rng, size);
     c.dweight0 = testing::random_normal<float>(rng, shape.C);
     c.dbias0 = testing::random_normal<float>(rng, shape.C);
-
-    std::string p = testing::case_prefix(cases.size());
     const std::vector<int64_t> matrix{shape.N, shape.C}, vector{shape.C};
-    ref.put(p + "inp", c.inp, matrix);
-    ref.put(p + "weight", c.weight, vector);
-    ref.put(p + "bias", c.bias, vector);
     ref.put(p + "dout", c.dout, matrix);
-    ref.put(p + "a", c.a, matrix);
-    ref.put(p + "b", c.b, matrix);
     ref.put(p + "dinp0", c.dinp0, matrix);
     ref.put(p + "dweight0", c.dweight0, vector);
     ref.put(p + "dbias0", c.dbias0, vector);
@@ -70,11 +53,7 @@ std::vector<LayerNormCase> make_cases() {
   for (size_t i = 0; i < cases.size(); ++i) {
     std::string p = testing::case_prefix(i);
     LayerNormCase& c = cases[i];
-    c.out = ref.result(p + "out");
-    c.mean = ref.result(p + "mean");
-    c.rstd = ref.result(p + "rstd");
-    c.residual = ref.result(p + "residual");
-    c.residual_out = ref.result(p + "residual_out");
+    c.get_outputs(ref, p);
     c.dinp = ref.result(p + "dinp");
     c.dweight = ref.result(p + "dweight");
     c.dbias = ref.result(p + "dbias");

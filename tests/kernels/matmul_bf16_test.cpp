@@ -9,16 +9,19 @@
 #include <type_traits>
 #include <vector>
 
-#include "kernels/convert.h"
 #include "kernels/matmul.h"
 #include "tests/kernels/compare.h"
+#include "tests/support/bf16_values.h"
 #include "tests/support/reference.h"
 
 namespace recforge {
 namespace {
 
 using testing::expect_close;
+using testing::poisoned;
 using testing::ReferenceCase;
+using testing::to_bf16;
+using testing::to_float;
 
 struct Shape {
   int N, C, OC;
@@ -72,26 +75,6 @@ std::vector<Bf16MatmulCase> make_cases() {
     }
   }
   return cases;
-}
-
-std::vector<bf16> to_bf16(const std::vector<float>& values) {
-  std::vector<bf16> out(values.size());
-  convert(Context::cpu(), out.data(), values.data(), static_cast<int64_t>(values.size()));
-  return out;
-}
-
-std::vector<float> to_float(const std::vector<bf16>& values) {
-  std::vector<float> out(values.size());
-  convert(Context::cpu(), out.data(), values.data(), static_cast<int64_t>(values.size()));
-  return out;
-}
-
-// An output of `size` elements of type T filled with NaN (0xFFFF is a bf16 NaN).
-template <typename T>
-std::vector<T> poisoned(size_t size) {
-  std::vector<T> values(size);
-  std::memset(values.data(), 0xFF, size * sizeof(T));
-  return values;
 }
 
 std::string label_of(const Shape& s, const char* what) {

@@ -8,6 +8,7 @@
 #include "kernels/cross_entropy.h"
 #include "model/decoder.h"
 #include "tests/support/reference.h"
+#include "tests/support/small_decoder.h"
 
 namespace recforge {
 namespace {
@@ -15,16 +16,9 @@ namespace {
 using testing::relative_error;
 using testing::report_error;
 
+// Room for the uneven batch: tokens up to 299, sequences of up to 40.
 ModelConfig config_with(Precision precision) {
-  ModelConfig config;
-  config.vocab_size = 300;
-  config.max_len = 40;
-  config.d_model = 64;
-  config.n_layer = 2;
-  config.n_head = 2;
-  config.dropout = 0.1f;
-  config.precision = precision;
-  return config;
+  return testing::small_decoder_config(precision, 300, 40);
 }
 
 PackedBatch uneven_batch() {

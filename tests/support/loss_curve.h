@@ -10,21 +10,15 @@
 
 #include "kernels/cross_entropy.h"
 #include "model/decoder.h"
+#include "tests/support/small_decoder.h"
 #include "train/optimizer.h"
 #include "train/step.h"
 
 namespace recforge::testing {
 
+// Tokens 16 + item for the 128 items, sequences of up to 32.
 inline ModelConfig loss_curve_config(Precision precision) {
-  ModelConfig config;
-  config.vocab_size = 16 + 128;
-  config.max_len = 32;
-  config.d_model = 64;
-  config.n_layer = 2;
-  config.n_head = 2;
-  config.dropout = 0.1f;
-  config.precision = precision;
-  return config;
+  return small_decoder_config(precision, 16 + 128, 32);
 }
 
 // Step `step`'s batch: 12 sequences of 1 to 32 items following the rule from a random start.
