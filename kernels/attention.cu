@@ -180,7 +180,7 @@ __device__ void store_rows(A* dst, int64_t row_stride, int row0, int length,
     if (row >= length) continue;
 #pragma unroll
     for (int k = 0; k < HS / kGridSide; ++k) {
-      dst[row * row_stride + thread_col() + k * kGridSide] = store_from_float<A>(acc[i][k]);
+      dst[row * row_stride + thread_col() + k * kGridSide] = store_as<A>(acc[i][k]);
     }
   }
 }

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "kernels/attention.h"
+#include "kernels/convert.h"
 
 namespace recforge {
 
@@ -170,15 +171,11 @@ void backward_heads(T* dqkv, T* delta, const T* dout, const T* qkv, const T* out
   }
 }
 
-// bf16 storage ↔ float, element by element.
+// bf16 storage as a float copy (kernels/convert.h).
 std::vector<float> widen(const bf16* x, int64_t n) {
   std::vector<float> wide(n);
-  for (int64_t i = 0; i < n; ++i) wide[i] = bf16_to_float(x[i]);
+  convert(wide.data(), x, n);
   return wide;
-}
-
-void narrow(bf16* dst, const std::vector<float>& x) {
-  for (size_t i = 0; i < x.size(); ++i) dst[i] = float_to_bf16(x[i]);
 }
 
 }  // namespace
@@ -192,7 +189,7 @@ void attention_forward(A* out, T* lse, const A* qkv, const PackedSequences& seqs
     const int64_t N = seqs.num_tokens, C = shape.channels();
     std::vector<float> out_wide(N * C);
     forward_heads(out_wide.data(), lse, widen(qkv, N * 3 * C).data(), seqs, shape);
-    narrow(out, out_wide);
+    convert(out, out_wide.data(), static_cast<int64_t>(out_wide.size()));
   }
 }
 
@@ -206,7 +203,7 @@ void attention_backward(A* dqkv, T* delta, const A* dout, const A* qkv, const A*
     std::vector<float> dqkv_wide(N * 3 * C);
     backward_heads(dqkv_wide.data(), delta, widen(dout, N * C).data(), widen(qkv, N * 3 * C).data(),
                    widen(out, N * C).data(), lse, seqs, shape);
-    narrow(dqkv, dqkv_wide);
+    convert(dqkv, dqkv_wide.data(), static_cast<int64_t>(dqkv_wide.size()));
   }
 }
 

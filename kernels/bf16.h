@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "kernels/math.h"
 
@@ -55,10 +56,12 @@ RECFORGE_HD float load_as_float(float x) { return x; }
 RECFORGE_HD float load_as_float(bf16 x) { return bf16_to_float(x); }
 RECFORGE_HD double load_as_float(double x) { return x; }
 
-template <typename Storage>
-RECFORGE_HD Storage store_from_float(float x) {
-  if constexpr (sizeof(Storage) == 2) {
-    return float_to_bf16(x);
+// A value of the math type (float, or double on the CPU) as the storage type: rounded once for
+// bf16, kept as it is otherwise.
+template <typename Storage, typename Math>
+RECFORGE_HD Storage store_as(Math x) {
+  if constexpr (std::is_same_v<Storage, bf16>) {
+    return float_to_bf16(static_cast<float>(x));
   } else {
     return static_cast<Storage>(x);
   }

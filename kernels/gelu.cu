@@ -1,6 +1,6 @@
 // GELU on the GPU: one grid-stride loop per direction; the per-element math is gelu / gelu_grad
 // from kernels/math.h, shared with the CPU backend. bf16 elements are widened on load and the
-// output rounded once on store (load_as_float / store_from_float, kernels/bf16.h).
+// output rounded once on store (load_as_float / store_as, kernels/bf16.h).
 
 #include "kernels/cuda_common.cuh"
 #include "kernels/gelu.h"
@@ -12,7 +12,7 @@ namespace {
 template <typename A>
 __global__ void gelu_forward_kernel(A* out, const A* inp, int64_t n) {
   for (int64_t i = grid_stride_begin(); i < n; i += grid_stride_step()) {
-    out[i] = store_from_float<A>(gelu(load_as_float(inp[i])));
+    out[i] = store_as<A>(gelu(load_as_float(inp[i])));
   }
 }
 
@@ -20,7 +20,7 @@ __global__ void gelu_forward_kernel(A* out, const A* inp, int64_t n) {
 template <typename Dinp, typename In, typename Dout>
 __global__ void gelu_backward_kernel(Dinp* dinp, const In* inp, const Dout* dout, int64_t n) {
   for (int64_t i = grid_stride_begin(); i < n; i += grid_stride_step()) {
-    dinp[i] = store_from_float<Dinp>(gelu_grad(load_as_float(inp[i])) * load_as_float(dout[i]));
+    dinp[i] = store_as<Dinp>(gelu_grad(load_as_float(inp[i])) * load_as_float(dout[i]));
   }
 }
 

@@ -4,20 +4,6 @@
 #include "kernels/math.h"
 
 namespace recforge::cpu {
-namespace {
-
-// A value of the math type (float for bf16 storage) as the storage type, rounded once for bf16.
-template <typename Storage, typename Math>
-Storage store_as(Math value) {
-  if constexpr (std::is_same_v<Storage, bf16>) {
-    return float_to_bf16(value);
-  } else {
-    return value;
-  }
-}
-
-}  // namespace
-
 template <typename A>
 void gelu_forward(A* out, const A* inp, int64_t n) {
 #pragma omp parallel for simd schedule(static)

@@ -42,7 +42,7 @@ __device__ float2 normalize_row(Out* out, const float* x, const float* weight, c
   for (int c = lane; c < C; c += kWarpSize) squares += (x[c] - mean) * (x[c] - mean);
   const float rstd = 1.0f / sqrtf(warp_reduce(squares, Sum{}) / C + kLayerNormEps);
   for (int c = lane; c < C; c += kWarpSize) {
-    out[c] = store_from_float<Out>((x[c] - mean) * rstd * weight[c] + bias[c]);
+    out[c] = store_as<Out>((x[c] - mean) * rstd * weight[c] + bias[c]);
   }
   return make_float2(mean, rstd);
 }

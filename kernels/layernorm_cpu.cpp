@@ -10,16 +10,6 @@
 namespace recforge::cpu {
 namespace {
 
-// A value of the math type T as the output type: itself, or rounded once to bf16.
-template <typename Out, typename T>
-Out store_as(T value) {
-  if constexpr (std::is_same_v<Out, T>) {
-    return value;
-  } else {
-    return float_to_bf16(value);
-  }
-}
-
 // Normalizes one row; statistics accumulate in double for float inputs too (C is small).
 template <typename Out, typename T>
 void normalize_row(Out* out, T* mean_out, T* rstd_out, const T* x, const T* weight, const T* bias,

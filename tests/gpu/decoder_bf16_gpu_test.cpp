@@ -1,7 +1,5 @@
 // The bf16 decoder on the GPU against the CPU backend's bf16 emulation (same rounding points) and
 // against fp32: a few AdamW steps, then a 100-step loss curve.
-#include <algorithm>
-
 #include "tests/gpu/decoder_steps.h"
 #include "tests/support/loss_curve.h"
 
@@ -22,19 +20,12 @@ TEST_F(DecoderBf16GpuTest, StepsMatchTheCpuBf16Backend) {
 TEST_F(DecoderBf16GpuTest, LossCurveFollowsFp32Over100Steps) {
   const std::vector<double> fp32 = testing::loss_curve(cpu_, Precision::kFp32, 100);
   const std::vector<double> bf16 = testing::loss_curve(cuda_, Precision::kBf16, 100);
-  double largest = 0.0, sum = 0.0;
-  for (size_t step = 0; step < fp32.size(); ++step) {
-    const double difference = std::abs(bf16[step] - fp32[step]) / fp32[step];
-    largest = std::max(largest, difference);
-    sum += difference;
-  }
-  std::cout << "[ rel_err ] loss cuda bf16 vs cpu fp32: mean " << sum / fp32.size() << ", max "
-            << largest << "; fp32 " << fp32.front() << " → " << fp32.back() << ", bf16 "
-            << bf16.front() << " → " << bf16.back() << std::endl;
-  EXPECT_LT(std::abs(bf16[0] - fp32[0]) / fp32[0], 1e-2);
-  EXPECT_LT(sum / fp32.size(), 3e-2);
+  const testing::LossCurveGap gap =
+      testing::compare_loss_curves("loss cuda bf16 vs cpu fp32", fp32, bf16);
+  EXPECT_LT(gap.first, 1e-2);
+  EXPECT_LT(gap.mean, 3e-2);
   EXPECT_LT(bf16.back(), 0.5 * bf16.front());
-  EXPECT_LT(std::abs(bf16.back() - fp32.back()) / fp32.back(), 0.1);
+  EXPECT_LT(gap.last, 0.1);
 }
 
 }  // namespace

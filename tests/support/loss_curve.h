@@ -4,8 +4,12 @@
 // arguments give the same batches and initial weights on every device and precision.
 #pragma once
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <iostream>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "kernels/cross_entropy.h"
@@ -54,6 +58,30 @@ inline std::vector<double> loss_curve(const Context& ctx, Precision precision, i
     losses.push_back(train_step(model, optimizer, batch, options, 3e-3f, 1.0f).loss);
   }
   return losses;
+}
+
+// Per-step relative gaps |other − reference| / reference between two loss curves of equal length.
+struct LossCurveGap {
+  double first = 0, mean = 0, max = 0, last = 0;
+};
+
+// The gaps, printed under `label` with both curves' first and last losses.
+inline LossCurveGap compare_loss_curves(const std::string& label,
+                                        const std::vector<double>& reference,
+                                        const std::vector<double>& other) {
+  LossCurveGap gap;
+  for (size_t step = 0; step < reference.size(); ++step) {
+    const double difference = std::abs(other[step] - reference[step]) / reference[step];
+    gap.max = std::max(gap.max, difference);
+    gap.mean += difference / reference.size();
+  }
+  gap.first = std::abs(other.front() - reference.front()) / reference.front();
+  gap.last = std::abs(other.back() - reference.back()) / reference.back();
+  std::cout << "[ rel_err ] " << label << ": first " << gap.first << ", mean " << gap.mean
+            << ", max " << gap.max << "; reference " << reference.front() << " → "
+            << reference.back() << ", other " << other.front() << " → " << other.back()
+            << std::endl;
+  return gap;
 }
 
 }  // namespace recforge::testing
