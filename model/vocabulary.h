@@ -18,7 +18,7 @@ enum SpecialToken : int32_t {
   kNoToken = 5,
   kRating1Token = 6,     // ratings 1..5 are tokens 6..10
   kFirstTaskToken = 11,  // task tokens 11..15
-  // The SFT tasks' prompt openers (train/sft_tasks.h).
+  // The SFT tasks' prompt openers (train/tasks/sft_tasks.h).
   kTaskNextItemToken = kFirstTaskToken,
   kTaskPreferenceToken = kFirstTaskToken + 1,
   kTaskRatingToken = kFirstTaskToken + 2,

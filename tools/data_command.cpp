@@ -1,13 +1,13 @@
-// `recforge data prepare`: interaction logs -> a prepared dataset directory (train/dataset.h).
-// `recforge data synth`: a CSV log with planted sequential structure (train/log_synth.h).
+// `recforge data prepare`: interaction logs -> a prepared dataset directory (train/data/dataset.h).
+// `recforge data synth`: a CSV log with planted sequential structure (train/data/log_synth.h).
 #include <cstdio>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "tools/commands.h"
-#include "train/dataset.h"
-#include "train/log_synth.h"
+#include "train/data/dataset.h"
+#include "train/data/log_synth.h"
 
 namespace recforge {
 namespace {

@@ -6,9 +6,9 @@
 
 #include "model/decoder.h"
 #include "tools/commands.h"
-#include "train/optimizer.h"
+#include "train/optim/optimizer.h"
 #include "train/step.h"
-#include "train/synthetic.h"
+#include "tools/synthetic.h"
 
 namespace recforge {
 namespace {

@@ -10,8 +10,8 @@
 #include "model/vocabulary.h"
 #include "tools/commands.h"
 #include "tools/model_source.h"
-#include "train/checkpointed_model.h"
-#include "train/eval_cases.h"
+#include "train/eval/checkpointed_model.h"
+#include "train/eval/eval_cases.h"
 
 namespace recforge {
 namespace {

@@ -7,7 +7,7 @@
 #include <string>
 
 #include "kernels/check.h"
-#include "train/checkpointed_model.h"
+#include "train/eval/checkpointed_model.h"
 
 namespace recforge {
 

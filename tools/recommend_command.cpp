@@ -7,9 +7,9 @@
 #include "kernels/check.h"
 #include "tools/commands.h"
 #include "tools/model_source.h"
-#include "train/checkpointed_model.h"
-#include "train/dataset.h"
-#include "train/evaluation.h"
+#include "train/eval/checkpointed_model.h"
+#include "train/data/dataset.h"
+#include "train/eval/evaluation.h"
 
 namespace recforge {
 namespace {

@@ -4,7 +4,7 @@
 //
 // Multi-process runs: `--nproc N` (N > 1) starts N workers on this host (tools/launcher.h), each
 // this same command line without --nproc; otherwise the process finds its rank from
-// --rank/--world-size/--local-rank or a launcher's variables (train/launch.h) and hands it to the
+// --rank/--world-size/--local-rank or a launcher's variables (train/dist/launch.h) and hands it to the
 // trainer.
 #include <csignal>
 #include <cstdio>
@@ -14,8 +14,8 @@
 #include "kernels/check.h"
 #include "tools/commands.h"
 #include "tools/launcher.h"
-#include "train/config.h"
-#include "train/launch.h"
+#include "train/config/config.h"
+#include "train/dist/launch.h"
 #include "train/trainer.h"
 
 namespace recforge {

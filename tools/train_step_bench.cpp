@@ -14,9 +14,9 @@
 #include "model/decoder.h"
 #include "tools/measured_peak.h"
 #include "tools/model_flops.h"
-#include "train/optimizer.h"
+#include "train/optim/optimizer.h"
 #include "train/step.h"
-#include "train/synthetic.h"
+#include "tools/synthetic.h"
 
 namespace recforge {
 namespace {

@@ -4,7 +4,7 @@
 #pragma once
 
 #include "model/decoder.h"
-#include "train/optimizer.h"
+#include "train/optim/optimizer.h"
 
 namespace recforge {
 

@@ -1,5 +1,5 @@
 // The training loop: runs the stages of a configuration in order in one run directory, each from
-// scratch, the previous stage's best checkpoint or a given checkpoint (train/stage_start.h), with
+// scratch, the previous stage's best checkpoint or a given checkpoint (train/setup/stage_start.h), with
 // what it trains behind a StageTask (pre-training, SFT, DPO) — packed micro-batches, gradient
 // accumulation, the learning-rate schedule, AdamW over the trainable parameter groups, periodic
 // validation with early stopping, atomic checkpoints, exact resume, and the metrics at the best
@@ -20,8 +20,8 @@
 
 #include <cstdint>
 
-#include "train/config.h"
-#include "train/launch.h"
+#include "train/config/config.h"
+#include "train/dist/launch.h"
 
 namespace recforge {
 
@@ -29,7 +29,7 @@ struct TrainerOptions {
   bool resume = false;  // continue from the run directory's latest checkpoint
   // > 0: act as if SIGTERM arrived once this many optimizer steps are done (tests of resume).
   int64_t interrupt_after_steps = 0;
-  // This process's place in a multi-process run (train/launch.h); a single process by default.
+  // This process's place in a multi-process run (train/dist/launch.h); a single process by default.
   LaunchInfo launch;
 };
 

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "kernels/check.h"
-#include "train/config.h"
+#include "train/config/config.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string input(reinterpret_cast<const char*>(data), size);

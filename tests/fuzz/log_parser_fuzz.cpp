@@ -8,7 +8,7 @@
 #include <string_view>
 
 #include "kernels/check.h"
-#include "train/interactions.h"
+#include "train/data/interactions.h"
 
 namespace {
 

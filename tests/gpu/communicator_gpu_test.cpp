@@ -4,7 +4,7 @@
 // produced by a kernel queued just before each collective, the output read right after it.
 #include "kernels/gelu.h"
 #include "tests/gpu/gpu_test_support.h"
-#include "train/communicator.h"
+#include "train/dist/communicator.h"
 
 namespace recforge::gpu_test {
 namespace {

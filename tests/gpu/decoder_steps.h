@@ -9,7 +9,7 @@
 
 #include "model/decoder.h"
 #include "tests/gpu/gpu_test_support.h"
-#include "train/optimizer.h"
+#include "train/optim/optimizer.h"
 #include "train/step.h"
 
 namespace recforge::gpu_test {

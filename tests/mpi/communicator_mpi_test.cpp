@@ -15,8 +15,8 @@
 #include <thread>
 #include <vector>
 
-#include "train/communicator.h"
-#include "train/mpi_environment.h"
+#include "train/dist/communicator.h"
+#include "train/dist/mpi_environment.h"
 
 namespace recforge {
 namespace {

@@ -15,7 +15,7 @@
 #include "kernels/cross_entropy.h"
 #include "model/decoder.h"
 #include "tests/support/small_decoder.h"
-#include "train/optimizer.h"
+#include "train/optim/optimizer.h"
 #include "train/step.h"
 
 namespace recforge::testing {

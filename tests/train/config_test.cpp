@@ -1,7 +1,7 @@
 // The run configuration loader: every key is read, defaults fill the rest, and every kind of
 // mistake stops with the file, line and key path; overrides change the tree before it is checked;
 // to_yaml writes a file that reads back to the same configuration.
-#include "train/config.h"
+#include "train/config/config.h"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
 // Prepared datasets: the preparation pipeline (time sort, dedup, k-core, id order), the write ->
 // open round trip, atomic output, every bad-input error, and the synthetic log generator.
-#include "train/dataset.h"
+#include "train/data/dataset.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -12,7 +12,7 @@
 #include <string>
 
 #include "kernels/check.h"
-#include "train/log_synth.h"
+#include "train/data/log_synth.h"
 
 namespace recforge {
 namespace fs = std::filesystem;

@@ -1,6 +1,6 @@
 // Full-ranking and sampled evaluation, negative sampling and top-K recommendation of a tiny
 // decoder, checked against brute force over the model's full logits.
-#include "train/evaluation.h"
+#include "train/eval/evaluation.h"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
 // Event splits: the chronological split's part sizes, histories that end strictly before the
 // target's second, and the leave-one-out construction agreeing with LeaveOneOutSplit.
-#include "train/event_split.h"
+#include "train/data/event_split.h"
 
 #include <gtest/gtest.h>
 
@@ -8,7 +8,7 @@
 
 #include "kernels/check.h"
 #include "tests/train/rated_log.h"
-#include "train/split.h"
+#include "train/data/split.h"
 
 namespace recforge {
 namespace {

@@ -1,10 +1,10 @@
-// An Environment (train/launch.h) over a fixed set of variables, so tests need no setenv.
+// An Environment (train/dist/launch.h) over a fixed set of variables, so tests need no setenv.
 #pragma once
 
 #include <map>
 #include <string>
 
-#include "train/launch.h"
+#include "train/dist/launch.h"
 
 namespace recforge {
 

@@ -1,6 +1,6 @@
 // Log parsing: each format, column choice, quoting, timestamps, and every malformed-line error
 // with its file:line and field.
-#include "train/interactions.h"
+#include "train/data/interactions.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>

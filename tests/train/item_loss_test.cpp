@@ -1,7 +1,7 @@
 // The item loss on top of the decoder: full softmax over the item rows with a temperature and
 // next-K weights, checked against a brute-force computation from the model's logits; sampled
 // softmax's negatives are seeded and never depend on anything else.
-#include "train/item_loss.h"
+#include "train/tasks/item_loss.h"
 
 #include <gtest/gtest.h>
 

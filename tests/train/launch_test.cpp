@@ -1,5 +1,5 @@
 // detect_launch: which source wins, what each reads, and every error message.
-#include "train/launch.h"
+#include "train/dist/launch.h"
 
 #include <gtest/gtest.h>
 

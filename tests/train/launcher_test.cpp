@@ -14,8 +14,8 @@
 #include <thread>
 
 #include "kernels/check.h"
-#include "train/launch.h"
-#include "train/rendezvous.h"
+#include "train/dist/launch.h"
+#include "train/dist/rendezvous.h"
 
 namespace recforge {
 namespace {

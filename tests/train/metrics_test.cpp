@@ -1,5 +1,5 @@
 // Ranking metrics against hand-computed values.
-#include "train/metrics.h"
+#include "train/eval/metrics.h"
 
 #include <gtest/gtest.h>
 

@@ -1,5 +1,5 @@
 // Target construction of the pre-training objectives: next-K behaviors and masked behaviors.
-#include "train/objectives.h"
+#include "train/tasks/objectives.h"
 
 #include <gtest/gtest.h>
 

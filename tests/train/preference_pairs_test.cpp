@@ -1,7 +1,7 @@
 // DPO preference pairs from a leave-one-out split: prompts and chosen items follow the split,
 // rejected items are never any of the user's items, draws are fixed by the seed, the rating
 // variant picks by its thresholds, and impossible requests fail with a message naming the user.
-#include "train/preference_pairs.h"
+#include "train/tasks/preference_pairs.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>

@@ -10,7 +10,7 @@
 #include <string>
 #include <string_view>
 
-#include "train/dataset.h"
+#include "train/data/dataset.h"
 
 namespace recforge {
 

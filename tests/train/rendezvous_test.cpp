@@ -1,6 +1,6 @@
 // rendezvous_share over TCP and over a file, with threads as the ranks: delivery, timeouts that
 // name who waited for what, and the settings and launches it refuses.
-#include "train/rendezvous.h"
+#include "train/dist/rendezvous.h"
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>

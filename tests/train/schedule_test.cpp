@@ -1,5 +1,5 @@
 // The learning-rate schedule: warmup, then constant, cosine or linear decay.
-#include "train/schedule.h"
+#include "train/optim/schedule.h"
 
 #include <gtest/gtest.h>
 

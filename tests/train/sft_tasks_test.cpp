@@ -2,7 +2,7 @@
 // as the only target in a packed batch, the per-user sample of training events, and that no prompt
 // ever shows an event from the target's second or later (hand-made ties, a synthetic log full of
 // ties, and MovieLens-100K when shared/ has it).
-#include "train/sft_tasks.h"
+#include "train/tasks/sft_tasks.h"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
 // The leave-one-out split: targets, histories, evaluated users, and that no valid or test
 // position ever reaches the training part or its statistics.
-#include "train/split.h"
+#include "train/data/split.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -8,7 +8,7 @@
 #include <fstream>
 #include <string>
 
-#include "train/log_synth.h"
+#include "train/data/log_synth.h"
 
 namespace recforge {
 namespace fs = std::filesystem;

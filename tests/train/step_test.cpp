@@ -7,7 +7,7 @@
 #include <cmath>
 #include <limits>
 
-#include "train/synthetic.h"
+#include "tools/synthetic.h"
 
 namespace recforge {
 namespace {

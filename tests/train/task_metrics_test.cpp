@@ -1,6 +1,6 @@
 // Task metrics against hand computations: AUC (known values, ties, a brute-force pair count),
 // RMSE and MAE, and the preference score and expected rating read from logits rows.
-#include "train/task_metrics.h"
+#include "train/eval/task_metrics.h"
 
 #include <gtest/gtest.h>
 

@@ -13,11 +13,11 @@
 
 #include "kernels/check.h"
 #include "model/checkpoint.h"
-#include "train/dataset.h"
-#include "train/eval_cases.h"
-#include "train/log_synth.h"
-#include "train/metrics.h"
-#include "train/split.h"
+#include "train/data/dataset.h"
+#include "train/eval/eval_cases.h"
+#include "train/data/log_synth.h"
+#include "train/eval/metrics.h"
+#include "train/data/split.h"
 
 namespace recforge {
 namespace {
