@@ -16,10 +16,29 @@ int cuda_device_count_or_zero();
 
 std::string device_name(Device device) { return device == Device::kCuda ? "cuda" : "cpu"; }
 
+const char* device_choice_name(DeviceChoice choice) {
+  switch (choice) {
+    case DeviceChoice::kCpu:
+      return "cpu";
+    case DeviceChoice::kCuda:
+      return "cuda";
+    case DeviceChoice::kAuto:
+      return "auto";
+  }
+  return "?";
+}
+
+Device resolve_device(DeviceChoice choice) {
+  if (choice == DeviceChoice::kAuto) {
+    return cuda_device_count() > 0 ? Device::kCuda : Device::kCpu;
+  }
+  return choice == DeviceChoice::kCuda ? Device::kCuda : Device::kCpu;
+}
+
 Device parse_device(const std::string& name) {
-  if (name == "cpu") return Device::kCpu;
-  if (name == "cuda") return Device::kCuda;
-  if (name == "auto") return cuda_device_count() > 0 ? Device::kCuda : Device::kCpu;
+  for (DeviceChoice choice : {DeviceChoice::kCpu, DeviceChoice::kCuda, DeviceChoice::kAuto}) {
+    if (name == device_choice_name(choice)) return resolve_device(choice);
+  }
   RECFORGE_CHECK(false, "unknown device '", name, "': expected cpu, cuda or auto");
 }
 

@@ -19,9 +19,14 @@ namespace recforge {
 inline constexpr bool kWithCuda = RECFORGE_WITH_CUDA;
 
 enum class Device { kCpu, kCuda };
+// A requested device: one of the two, or kAuto (CUDA when a GPU is present, the CPU otherwise).
+enum class DeviceChoice { kCpu, kCuda, kAuto };
 
 std::string device_name(Device device);
-// Parses "cpu", "cuda" or "auto" (cuda when a GPU is present, cpu otherwise).
+// "cpu", "cuda" or "auto".
+const char* device_choice_name(DeviceChoice choice);
+Device resolve_device(DeviceChoice choice);
+// Parses "cpu", "cuda" or "auto" and resolves it.
 Device parse_device(const std::string& name);
 
 // Number of usable CUDA devices; 0 when built without CUDA or when no driver/GPU is present.

@@ -14,6 +14,7 @@
 #include "kernels/lora.h"
 #include "kernels/matmul.h"
 #include "kernels/nvtx.h"
+#include "model/vocabulary.h"
 
 namespace recforge {
 namespace {
@@ -246,6 +247,7 @@ void Decoder<T>::forward(const DeviceBatch& batch, const ForwardOptions& options
   RECFORGE_CHECK(N <= max_tokens_, "batch of ", N, " tokens exceeds the model's max_tokens ",
                  max_tokens_);
   last_options_ = options;
+  if (N == 0) return;
   // encoded[N, C] = wte[tokens] + wpe[positions], then dropout
   embedding_forward(ctx_, encoded_, batch.tokens(), batch.positions(), weights_.wte, weights_.wpe,
                     N, C);
@@ -326,59 +328,54 @@ void Decoder<T>::logits(T* out, int num_tokens) {
 }
 
 template <typename T>
-void Decoder<T>::announce_gradients(GradientReady ready, int pass) {
-  RECFORGE_CHECK(pass >= 1, "announce_gradients: pass must be >= 1, got ", pass);
-  gradient_ready_ = std::move(ready);
-  passes_until_announce_ = pass;
-  announced_ = false;
+const T* Decoder<T>::item_rows() const {
+  return weights_.wte + static_cast<int64_t>(kFirstItemToken) * config_.d_model;
 }
 
-// Every parameter tensor whose name starts with `prefix`, in layout order.
 template <typename T>
-void Decoder<T>::announce_prefix(const std::string& prefix, const GradientReady& ready) {
+T* Decoder<T>::item_row_gradients() {
+  return weight_gradients_.wte + static_cast<int64_t>(kFirstItemToken) * config_.d_model;
+}
+
+template <typename T>
+void Decoder<T>::reduce_gradients(const std::string& prefix) {
   for (const ParameterInfo& info : layout_.tensors()) {
-    if (info.name.rfind(prefix, 0) == 0) ready(gradients_.data() + info.offset, info.size);
+    if (info.name.rfind(prefix, 0) == 0) reducer_(gradients_.data() + info.offset, info.size);
   }
 }
 
 template <typename T>
-void Decoder<T>::announce_all_gradients(const GradientReady& ready) {
-  announce_prefix("ln_f.", ready);
-  for (int l = config_.n_layer - 1; l >= 0; --l) announce_prefix(concat("h.", l, "."), ready);
-  announce_prefix("wte", ready);
-  announce_prefix("wpe", ready);
-  gradient_ready_ = nullptr;
-}
-
-template <typename T>
-void Decoder<T>::backward(const DeviceBatch& batch) {
+void Decoder<T>::backward(const DeviceBatch& batch, bool last_of_step) {
   const int N = batch.num_tokens(), C = config_.d_model;
   const int last = config_.n_layer - 1;
-  const bool announce = gradient_ready_ && --passes_until_announce_ == 0;
-  // Names are built only on the announcing pass, off the usual path.
-  auto ready = [&](const auto&... name_parts) {
-    if (announce) announce_prefix(concat(name_parts...), gradient_ready_);
+  const bool reduce = last_of_step && reducer_;
+  // Names are built only on the reducing pass, off the usual path.
+  auto final_now = [&](const auto&... name_parts) {
+    if (reduce) reduce_gradients(concat(name_parts...));
   };
+  if (N == 0) {
+    final_now("ln_f.");
+    for (int l = last; l >= 0; --l) final_now("h.", l, ".");
+    final_now("wte");
+    final_now("wpe");
+    return;
+  }
   // grad_.residual accumulates ∂L/∂(residual stream) from the top down.
   zero_bytes(ctx_, grad_.residual, static_cast<size_t>(N) * C * sizeof(T));
   const ModelTensors<T>& g = weight_gradients_;
   layernorm_backward(ctx_, grad_.residual, base_frozen_ ? nullptr : g.lnf_w,
                      base_frozen_ ? nullptr : g.lnf_b, grad_.hidden, layer_input(last + 1),
                      weights_.lnf_w, final_norm_.mean, final_norm_.rstd, N, C);
-  ready("ln_f.");
+  final_now("ln_f.");
   for (int l = last; l >= 0; --l) {
     layer_backward_dispatch(l, batch);
-    ready("h.", l, ".");
+    final_now("h.", l, ".");
   }
   const T* dencoded = dropout_gradient(grad_.residual, grad_.channels, N, kEmbeddingStream);
   embedding_backward(ctx_, g.wte, base_frozen_ ? nullptr : g.wpe, dencoded, batch.token_index(),
                      batch.position_index(), C);
-  ready("wte");
-  ready("wpe");
-  if (announce) {
-    announced_ = true;
-    gradient_ready_ = nullptr;
-  }
+  final_now("wte");
+  final_now("wpe");
 }
 
 template <typename T>

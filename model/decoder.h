@@ -89,20 +89,26 @@ class Decoder {
   // logits [N, V] = hidden · wteᵀ, for inference and tests.
   void logits(T* out, int num_tokens);
 
+  // The output layer's rows (the token embedding, tied): item i's row starts at item_rows() + i·C,
+  // the special tokens' at special_rows() (model/vocabulary.h). Losses over items read these.
+  const T* item_rows() const;
+  T* item_row_gradients();
+  const T* special_rows() const { return weights_.wte; }
+
+  // Data-parallel overlap (llm.c's gpt2_backward_and_reduce): the backward that is the last of its
+  // optimizer step hands each parameter tensor's gradient to the reducer as soon as it is final —
+  // ln_f's first, each layer's tensors right after that layer's backward, the embeddings last —
+  // so the reduction over the ranks runs while the backward goes on. Empty: no reduction.
+  using GradientReducer = std::function<void(T* gradient, int64_t count)>;
+  void set_gradient_reducer(GradientReducer reducer) { reducer_ = std::move(reducer); }
+  bool has_gradient_reducer() const { return static_cast<bool>(reducer_); }
+
   // Carries hidden_gradient() back through the trunk of the last forward(), accumulating into
   // gradients() (and the adapters' into adapter_gradients() when the forward used them).
-  void backward(const DeviceBatch& batch);
-
-  // Data-parallel overlap: the `pass`-th backward() from now (1 = the next) calls
-  // ready(gradient, count) for each parameter tensor's gradient as soon as it is final — ln_f's
-  // first, each layer's tensors right after that layer's backward, the embeddings last — so a
-  // trainer can start reducing a tensor while the backward goes on. gradients_announced() tells
-  // whether that pass happened (a task may run fewer passes than it was expected to).
-  using GradientReady = std::function<void(T* gradient, int64_t count)>;
-  void announce_gradients(GradientReady ready, int pass);
-  bool gradients_announced() const { return announced_; }
-  // The calls announce_gradients makes, all at once and in the same order, and disarms it.
-  void announce_all_gradients(const GradientReady& ready);
+  // `last_of_step`: no other backward follows before the optimizer step, so the gradients are
+  // reduced as they become final. A batch without tokens (a rank's empty share of a micro-batch)
+  // computes nothing, and as the last of its step still hands every gradient to the reducer.
+  void backward(const DeviceBatch& batch, bool last_of_step);
 
   // ---- LoRA (model/lora.h) ----------------------------------------------------------------
   // Adds adapters (A from `seed`, B = 0) and their gradients to the targeted layers, replacing any
@@ -193,7 +199,8 @@ class Decoder {
   }
   template <typename A>
   const A* as_operand(const T* x, A* scratch, int64_t n) const;
-  void announce_prefix(const std::string& prefix, const GradientReady& ready);
+  // Hands every parameter tensor whose name starts with `prefix` to the reducer, in layout order.
+  void reduce_gradients(const std::string& prefix);
   // The targeted linear layer of block l: out[N, out] = inp[N, in] · Wᵀ + b (+ its adapter),
   // with W (and b when out is an operand) from `compute`, the weights the precision computes with.
   template <typename Out, typename A>
@@ -226,9 +233,7 @@ class Decoder {
   std::vector<LayerActivations<bf16>> layers16_;
   OperandGradients<bf16> grad16_{};
   ForwardOptions last_options_;
-  GradientReady gradient_ready_;
-  int passes_until_announce_ = 0;
-  bool announced_ = false;
+  GradientReducer reducer_;
 
   std::optional<LoraLayout> lora_layout_;
   Buffer<T> adapter_parameters_, adapter_gradients_, lora_activations_;

@@ -34,6 +34,11 @@ ParameterLayout::ParameterLayout(const ModelConfig& config) {
   add("ln_f.bias", {C}, false);
 }
 
+int64_t ParameterLayout::token_row_offset(int32_t token) const {
+  const ParameterInfo& wte = at("wte");
+  return wte.offset + static_cast<int64_t>(token) * wte.shape[1];
+}
+
 void ParameterLayout::add(std::string name, std::vector<int64_t> shape, bool decayed) {
   int64_t size = 1;
   for (int64_t dim : shape) size *= dim;

@@ -36,6 +36,8 @@ class ParameterLayout {
   int64_t offset(const std::string& name) const { return at(name).offset; }
   int64_t total_size() const { return total_size_; }
   int64_t num_decayed() const { return num_decayed_; }
+  // Where token `token`'s row of wte starts (and rows token, token + 1, ... follow).
+  int64_t token_row_offset(int32_t token) const;
 
  private:
   void add(std::string name, std::vector<int64_t> shape, bool decayed);

@@ -7,7 +7,8 @@
 #include "model/decoder.h"
 #include "tools/commands.h"
 #include "train/optim/optimizer.h"
-#include "train/step.h"
+#include "train/tasks/next_token.h"
+#include "train/train_step.h"
 #include "tools/synthetic.h"
 
 namespace recforge {
@@ -62,18 +63,20 @@ void run_demo(const DemoOptions& options) {
   for (int step = 1; step <= options.steps; ++step) {
     PackedBatch host = source.next_batch(options.batch_size, options.max_len / 2, options.max_len);
     DeviceBatch batch(ctx.device(), host, config);
-    StepResult result =
-        train_step(model, optimizer, batch, {AttentionMask::kCausal, true, options.seed + step},
-                   options.lr, 1.0f);
-    if (step == 1) first_loss = result.loss;
-    recent = step == 1 ? result.loss : 0.9 * recent + 0.1 * result.loss;
+    const ForwardOptions forward{AttentionMask::kCausal, true, options.seed + step};
+    const StepResult result = train_step(
+        model, optimizer, [&](Decoder<float>& m) { return next_token_pass(m, batch, forward); },
+        {step - 1, options.lr, 1.0f});
+    const double loss = result.losses.loss;
+    if (step == 1) first_loss = loss;
+    recent = step == 1 ? loss : 0.9 * recent + 0.1 * loss;
     tokens += host.num_tokens();
     if (step % 25 == 0 || step == 1 || step == options.steps) {
       double seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       std::printf(
           "step %4d/%d  loss %.4f  (smoothed %.4f)  grad norm %.3f  %.0f tokens/s  ETA %.0fs\n",
-          step, options.steps, result.loss, recent, result.grad_norm, tokens / seconds,
+          step, options.steps, loss, recent, result.grad_norm, tokens / seconds,
           seconds / step * (options.steps - step));
       std::fflush(stdout);
     }

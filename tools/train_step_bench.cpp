@@ -1,27 +1,39 @@
 #include "tools/train_step_bench.h"
 
 #include <omp.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <numeric>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "model/decoder.h"
+#include "model/vocabulary.h"
 #include "tools/measured_peak.h"
 #include "tools/model_flops.h"
-#include "train/optim/optimizer.h"
-#include "train/step.h"
 #include "tools/synthetic.h"
+#include "train/data/dataset.h"
+#include "train/data/split.h"
+#include "train/optim/optimizer.h"
+#include "train/setup/finetune.h"
+#include "train/setup/stage_start.h"
+#include "train/tasks/stage_task.h"
+#include "train/train_step.h"
 
 namespace recforge {
 namespace {
 
-constexpr AttentionMask kMask = AttentionMask::kCausal;
+namespace fs = std::filesystem;
+
+constexpr AttentionMask kMask = AttentionMask::kCausal;  // next-item training is causal
 
 TrainStepShape resolve_shape(const TrainStepOptions& options) {
   TrainStepShape shape = train_step_preset(options.preset);
@@ -38,14 +50,67 @@ TrainStepShape resolve_shape(const TrainStepOptions& options) {
   return shape;
 }
 
-ModelConfig model_config(const TrainStepShape& shape, Precision precision) {
-  ModelConfig config;
-  config.vocab_size = shape.vocab;
-  config.max_len = shape.length;
-  config.d_model = shape.d_model;
-  config.n_layer = shape.layers;
-  config.n_head = shape.heads;
-  config.precision = precision;
+// The benchmark's training data as a prepared dataset in a directory of its own, removed
+// afterwards: `sequences` users with length + 3 events each, so that the leave-one-out split
+// trains on length + 1 of them, one window of `length` input tokens; the items walk the synthetic
+// successor table over vocab − 16 items, and the catalogue is every one of them
+// (write_item_aligned_dataset), so the model's vocabulary is exactly `vocab`.
+class BenchDataset {
+ public:
+  explicit BenchDataset(const TrainStepShape& shape)
+      : dir_(fs::temp_directory_path() / concat("recforge-bench-", getpid())) {
+    const int32_t num_items = shape.vocab - kFirstItemToken;
+    RECFORGE_CHECK(num_items > 0, "--vocab ", shape.vocab, " leaves no item token (it needs more ",
+                   "than the ", kFirstItemToken, " special tokens)");
+    fs::create_directories(dir_);
+    SyntheticSequences spec;
+    spec.vocab_size = num_items;
+    const PackedBatch walks =
+        SyntheticSource(spec).next_batch(shape.sequences, shape.length + 3, shape.length + 3);
+    std::ofstream log(dir_ / "log.csv");
+    for (int b = 0; b < walks.num_sequences(); ++b) {
+      for (int n = walks.offsets[b]; n < walks.offsets[b + 1]; ++n) {
+        log << 'u' << b << ',' << walks.tokens[n] << '\n';
+      }
+    }
+    log.close();
+    PrepareOptions options;
+    options.time_col = -1;
+    prepare_dataset({dir_ / "log.csv"}, options, dir_ / "walks");
+    std::vector<std::string> catalogue;
+    for (int32_t i = 0; i < num_items; ++i) catalogue.push_back(std::to_string(i));
+    write_item_aligned_dataset(Dataset::open(dir_ / "walks"), catalogue, path());
+  }
+  ~BenchDataset() { fs::remove_all(dir_); }
+  BenchDataset(const BenchDataset&) = delete;
+  BenchDataset& operator=(const BenchDataset&) = delete;
+
+  fs::path path() const { return dir_ / "dataset"; }
+  fs::path run_dir() const { return dir_ / "run"; }
+
+ private:
+  fs::path dir_;
+};
+
+// One next-item pre-training stage (nbp, K = 1, full softmax over the items) whose micro-batch is
+// every sequence: what `recforge train` runs for such a config.
+RunConfig bench_config(const TrainStepShape& shape, Precision precision, const BenchDataset& data) {
+  RunConfig config;
+  config.run.output_dir = data.run_dir().string();
+  config.data.path = data.path().string();
+  config.data.max_len = shape.length;
+  config.model.d_model = shape.d_model;
+  config.model.n_layer = shape.layers;
+  config.model.n_head = shape.heads;
+  config.model.dropout = 0.0f;
+  config.model.precision = precision;
+  StageSection stage;
+  stage.name = "bench";
+  stage.objective.type = ObjectiveType::kNbp;
+  stage.train.batch_size = shape.sequences;
+  stage.train.grad_clip = 1.0f;
+  stage.eval.batch_size = shape.sequences;
+  config.stages = {stage};
   return config;
 }
 
@@ -53,36 +118,38 @@ struct StepTimes {
   double median = 0, min = 0, max = 0;  // milliseconds
 };
 
-// Host clock around each step, synchronized, as benchmarks/train_step_pytorch.py measures.
-StepTimes time_steps(const Context& ctx, const ModelConfig& config, const PackedBatch& host,
-                     int warmup, int steps) {
-  DeviceBatch batch(ctx.device(), host, config);
-  Decoder<float> model(ctx, config, host.num_tokens());
-  AdamW optimizer(
-      ctx, {whole_buffer(model.parameters(), model.gradients(), model.layout().num_decayed())},
-      AdamWConfig{});
+// The trainer's step (train/train_step.h) over the stage's task, the host clock around each,
+// synchronized, as benchmarks/train_step_pytorch.py measures.
+StepTimes time_steps(const Context& ctx, const RunConfig& config, int warmup, int steps) {
+  StageStart start = resolve_stage_start(config, 0, std::nullopt);
+  const Dataset data = Dataset::open(start.data_path);
+  const LeaveOneOutSplit split(data);
+  std::unique_ptr<StageTask> task = make_stage_task(config, 0, ctx, data, split, {});
+  Decoder<float> model(ctx, start.model_config, task->max_tokens());
+  model.load_parameters(start.parameters);
+  const StageSection& stage = config.stages[0];
+  AdamW optimizer(ctx, set_up_finetuning(model, stage.finetune, start, config.run.seed),
+                  AdamWConfig{stage.train.lr});
+  task->prepare(model);
+  std::vector<uint32_t> every_sequence(task->num_examples());
+  std::iota(every_sequence.begin(), every_sequence.end(), 0u);
+  const MicroBatch micro[] = {every_sequence};
   std::vector<double> times;
   for (int i = 0; i < warmup + steps; ++i) {
-    auto start = std::chrono::steady_clock::now();
-    train_step(model, optimizer, batch, {kMask, true, 0}, 1e-3f, 1.0f);
+    auto begin = std::chrono::steady_clock::now();
+    train_step(
+        model, optimizer,
+        [&](Decoder<float>& m) { return task->forward_backward(m, micro, i, DataShard{}); },
+        {i, stage.train.lr, stage.train.grad_clip});
     ctx.synchronize();
     double ms =
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - begin).count();
     if (i >= warmup) times.push_back(ms);
   }
   std::sort(times.begin(), times.end());
   size_t n = times.size();
   double median = n % 2 ? times[n / 2] : 0.5 * (times[n / 2 - 1] + times[n / 2]);
   return {median, times.front(), times.back()};
-}
-
-// Lengths of the batch's sequences, from its offsets.
-std::vector<int32_t> sequence_lengths(const PackedBatch& batch) {
-  std::vector<int32_t> lengths;
-  for (int b = 0; b < batch.num_sequences(); ++b) {
-    lengths.push_back(batch.offsets[b + 1] - batch.offsets[b]);
-  }
-  return lengths;
 }
 
 // Everything one run reports.
@@ -190,22 +257,20 @@ void run_train_step_bench(const TrainStepOptions& options) {
   Device device = parse_device(options.device);
   Context ctx = device == Device::kCuda ? Context::cuda() : Context::cpu(options.threads);
   const TrainStepShape shape = resolve_shape(options);
-  const Precision precision = parse_precision(options.precision);
-  const ModelConfig config = model_config(shape, precision);
+  const BenchDataset data(shape);
+  const RunConfig run = bench_config(shape, parse_precision(options.precision), data);
+  const ModelConfig config = model_config_for(run, shape.vocab - kFirstItemToken);
   config.validate();
-
-  SyntheticSequences spec;
-  spec.vocab_size = shape.vocab;
-  PackedBatch host = SyntheticSource(spec).next_batch(shape.sequences, shape.length, shape.length);
+  const std::vector<int32_t> lengths(shape.sequences, shape.length);
   TrainStepReport report{options,
                          shape,
                          config,
                          device_name(ctx.device()),
                          device == Device::kCpu ? omp_get_max_threads() : 0,
-                         train_step_flops(config, sequence_lengths(host), kMask),
+                         train_step_flops(config, lengths, kMask),
                          measure_gemm_peaks(ctx, options.peak_size),
                          {}};
-  report.ms = time_steps(ctx, config, host, options.warmup, options.steps);
+  report.ms = time_steps(ctx, run, options.warmup, options.steps);
   print_report(report);
   if (!options.json.empty()) write_json(report, options.json);
 }

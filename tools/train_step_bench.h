@@ -1,7 +1,10 @@
-// `recforge bench train-step`: times full training steps (forward, the fused full-softmax loss over
-// the vocabulary, backward, AdamW with clipping) of a named model shape and reports tokens/s,
-// model FLOPs (tools/model_flops.h), achieved TFLOP/s, the device's GEMM peak measured in the same
-// process (tools/measured_peak.h) and MFU. The first line is the median step time, "N ms".
+// `recforge bench train-step`: times the trainer's own training step (train/train_step.h) of a
+// next-item pre-training stage (objective nbp: forward, the fused full-softmax loss over the item
+// rows of the vocabulary, backward, AdamW with clipping) on a dataset of generated sequences of a
+// named model shape, and reports tokens/s, model FLOPs (tools/model_flops.h; the output layer
+// counted over the whole vocabulary, the 16 special rows included), achieved TFLOP/s, the device's
+// GEMM peak measured in the same process (tools/measured_peak.h) and MFU. The first line is the
+// median step time, "N ms".
 // benchmarks/train_step_pytorch.py is the same model and optimizer in PyTorch, with the same
 // presets, lines and JSON fields; benchmarks/end_to_end.sh runs both and tabulates them.
 #pragma once

@@ -32,6 +32,7 @@ class Progress {
  public:
   Progress(int64_t done, int64_t total);
   void update(int64_t done) { done_ = done; }
+  int64_t total() const { return total_; }
   double elapsed_seconds() const;
   // Remaining seconds at the rate since construction (0 before any progress).
   double eta_seconds() const;

@@ -16,9 +16,9 @@ class CommunicatorGpuTest : public GpuTest {
     if (IsSkipped()) return;
     if (!kWithNccl) GTEST_SKIP() << "built without NCCL";
     CommunicatorOptions options;
-    options.backend = "none";
+    options.backend = CommBackend::kNone;
     reference_ = make_communicator(cpu_, options);
-    options.backend = "nccl";
+    options.backend = CommBackend::kNccl;
     nccl_ = make_communicator(cuda_, options);
   }
   Communicator& on(const Context& ctx) { return ctx.on_cuda() ? *nccl_ : *reference_; }
@@ -28,7 +28,7 @@ class CommunicatorGpuTest : public GpuTest {
 constexpr size_t kCount = 100003;
 
 TEST_F(CommunicatorGpuTest, ReportsOneNcclRank) {
-  EXPECT_EQ(nccl_->backend(), "nccl");
+  EXPECT_EQ(nccl_->backend(), CommBackend::kNccl);
   EXPECT_EQ(nccl_->rank(), 0);
   EXPECT_EQ(nccl_->world_size(), 1);
 }

@@ -10,7 +10,8 @@
 #include "model/decoder.h"
 #include "tests/gpu/gpu_test_support.h"
 #include "train/optim/optimizer.h"
-#include "train/step.h"
+#include "train/tasks/next_token.h"
+#include "train/train_step.h"
 
 namespace recforge::gpu_test {
 
@@ -33,8 +34,9 @@ inline StepsRun run_adamw_steps(const Context& ctx, const ModelConfig& config,
       AdamWConfig{});
   StepsRun run;
   for (int step = 0; step < steps; ++step) {
-    run.losses.push_back(
-        train_step(model, optimizer, batch, {mask, true, 5u + step}, 1e-3f, 1.0f).loss);
+    const ForwardOptions options{mask, true, 5u + step};
+    auto passes = [&](Decoder<float>& m) { return next_token_pass(m, batch, options); };
+    run.losses.push_back(train_step(model, optimizer, passes, {step, 1e-3f, 1.0f}).losses.loss);
     if (step == 0) run.first_gradients = model.gradients().download();
   }
   run.parameters = model.parameters().download();

@@ -52,7 +52,7 @@ Pass run(Precision precision) {
   Pass pass;
   pass.hidden.assign(model.hidden(), model.hidden() + host.num_tokens() * config.d_model);
   pass.loss = model.output_loss(batch, true);
-  model.backward(batch);
+  model.backward(batch, true);
   pass.gradients = model.gradients().download();
   return pass;
 }

@@ -58,7 +58,7 @@ TEST_P(DecoderGradcheckTest, BackwardMatchesFiniteDifferencesInFloat64) {
   model.zero_gradients();
   model.forward(batch, options);
   model.output_loss(batch, true);
-  model.backward(batch);
+  model.backward(batch, true);
   const std::vector<double> analytic = model.gradients().download();
 
   for (const ParameterInfo& info : model.layout().tensors()) {

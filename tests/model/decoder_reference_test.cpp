@@ -110,7 +110,7 @@ TEST_P(DecoderReferenceTest, LogitsLossAndEveryGradientMatchPyTorch) {
                         std::abs(loss - expected_loss) / expected_loss);
   EXPECT_NEAR(loss, expected_loss, 1e-5 * expected_loss);
 
-  model.backward(batch);
+  model.backward(batch, true);
   std::vector<float> gradients = model.gradients().download();
   for (const ParameterInfo& info : layout_->tensors()) {
     std::span<const float> grad(gradients.data() + info.offset, info.size);
@@ -132,7 +132,7 @@ TEST_P(DecoderReferenceTest, TenAdamWStepsFollowPyTorchLosses) {
     model.zero_gradients();
     model.forward(batch, {GetParam(), true, 0});
     double loss = model.output_loss(batch, true);
-    model.backward(batch);
+    model.backward(batch, true);
     adamw_update(model.context(), model.parameters().data(), model.gradients().data(), m.data(),
                  v.data(), layout_->total_size(), layout_->num_decayed(), kAdamW, step);
     double error = std::abs(loss - expected[step - 1]) / expected[step - 1];

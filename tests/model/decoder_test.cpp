@@ -53,61 +53,61 @@ TEST(Decoder, TrainingStepIsBitwiseDeterministic) {
     DeviceBatch batch(Device::kCpu, host, config);
     model.forward(batch, {AttentionMask::kCausal, true, 7});
     model.output_loss(batch, true);
-    model.backward(batch);
+    model.backward(batch, true);
     return model.gradients().download();
   };
   EXPECT_EQ(gradients(), gradients());
 }
 
-// Gradient tensors named in the order announce_gradients reports them, with the values the
-// gradient held at that moment.
-struct Announced {
+// Gradient tensors in the order the reducer receives them, with the values each gradient held at
+// that moment.
+struct Reduced {
   std::vector<int64_t> offsets;
   std::vector<std::vector<float>> values;
 };
 
-TEST(Decoder, AnnouncesEachGradientOnceFinalOnTheArmedPassOnly) {
+TEST(Decoder, ReducesEachGradientOnceFinalInTheStepsLastBackwardOnly) {
   ModelConfig config = small_config();
   PackedBatch host = batch_of({{1, 2, 3, 4}, {5, 6}});
   Decoder<float> model(Context::cpu(), config, host.num_tokens());
   DeviceBatch batch(Device::kCpu, host, config);
-  Announced announced;
+  Reduced reduced;
   const float* base = model.gradients().data();
   model.zero_gradients();
-  model.announce_gradients(
-      [&](float* gradient, int64_t count) {
-        announced.offsets.push_back(gradient - base);
-        announced.values.emplace_back(gradient, gradient + count);
-      },
-      2);
+  model.set_gradient_reducer([&](float* gradient, int64_t count) {
+    reduced.offsets.push_back(gradient - base);
+    reduced.values.emplace_back(gradient, gradient + count);
+  });
   for (int pass = 1; pass <= 3; ++pass) {
     model.forward(batch, {});
     model.output_loss(batch, true);
-    model.backward(batch);
-    if (pass == 1) EXPECT_TRUE(announced.offsets.empty()) << "announced on the first pass";
+    model.backward(batch, pass == 2);
+    if (pass == 1) EXPECT_TRUE(reduced.offsets.empty()) << "reduced before the last backward";
   }
-  EXPECT_TRUE(model.gradients_announced());
   // Each tensor once, ln_f first and the embeddings last, holding two passes' gradients.
   const ParameterLayout& layout = model.layout();
-  ASSERT_EQ(announced.offsets.size(), layout.tensors().size());
-  EXPECT_EQ(announced.offsets.front(), layout.offset("ln_f.weight"));
-  EXPECT_EQ(announced.offsets[announced.offsets.size() - 2], layout.offset("wte"));
-  EXPECT_EQ(announced.offsets.back(), layout.offset("wpe"));
-  std::vector<int64_t> sorted = announced.offsets;
+  ASSERT_EQ(reduced.offsets.size(), layout.tensors().size());
+  EXPECT_EQ(reduced.offsets.front(), layout.offset("ln_f.weight"));
+  EXPECT_EQ(reduced.offsets[reduced.offsets.size() - 2], layout.offset("wte"));
+  EXPECT_EQ(reduced.offsets.back(), layout.offset("wpe"));
+  std::vector<int64_t> sorted = reduced.offsets;
   std::sort(sorted.begin(), sorted.end());
   EXPECT_EQ(std::adjacent_find(sorted.begin(), sorted.end()), sorted.end());
   const std::vector<float> after_three = model.gradients().download();
-  for (size_t t = 0; t < announced.offsets.size(); ++t) {
-    for (size_t i = 0; i < announced.values[t].size(); ++i) {
-      const float third = after_three[announced.offsets[t] + i];
-      ASSERT_NEAR(announced.values[t][i] * 1.5f, third, 1e-5f + 1e-4f * std::abs(third))
-          << "tensor at " << announced.offsets[t] << " was not final when announced";
+  for (size_t t = 0; t < reduced.offsets.size(); ++t) {
+    for (size_t i = 0; i < reduced.values[t].size(); ++i) {
+      const float third = after_three[reduced.offsets[t] + i];
+      ASSERT_NEAR(reduced.values[t][i] * 1.5f, third, 1e-5f + 1e-4f * std::abs(third))
+          << "tensor at " << reduced.offsets[t] << " was not final when reduced";
     }
   }
-  Announced all;
-  model.announce_all_gradients(
-      [&](float* gradient, int64_t) { all.offsets.push_back(gradient - base); });
-  EXPECT_EQ(all.offsets, announced.offsets);
+  // A rank with no tokens in the step's last micro-batch reduces the same tensors in the same
+  // order.
+  Reduced empty;
+  model.set_gradient_reducer(
+      [&](float* gradient, int64_t) { empty.offsets.push_back(gradient - base); });
+  model.backward(DeviceBatch(Device::kCpu, empty_batch(), config), true);
+  EXPECT_EQ(empty.offsets, reduced.offsets);
 }
 
 TEST(Decoder, ASequenceGivesTheSameLossAloneOrPackedWithOthers) {

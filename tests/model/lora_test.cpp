@@ -356,7 +356,7 @@ TrainingStep training_step(const ModelConfig& config, const PackedBatch& host,
   const DeviceBatch batch(Device::kCpu, host, config);
   model.forward(batch, {AttentionMask::kCausal, true, 21});
   model.output_loss(batch, true);
-  model.backward(batch);
+  model.backward(batch, true);
   return {model.gradients().download(), model.adapter_gradients().download()};
 }
 
@@ -399,7 +399,7 @@ TEST(DecoderLoraBackward, ZeroGradientsClearsTheAdapterGradients) {
   model.load_adapter_parameters(random_adapters(model, rng, 0.1));
   model.forward(batch, {AttentionMask::kCausal, true, 3});
   model.output_loss(batch, true);
-  model.backward(batch);
+  model.backward(batch, true);
   model.zero_gradients();
   const std::vector<float> gradients = model.adapter_gradients().download();
   EXPECT_TRUE(std::all_of(gradients.begin(), gradients.end(), [](float g) { return g == 0.0f; }));
@@ -442,7 +442,7 @@ TEST(DecoderLoraBackward, MatchesFiniteDifferencesInFloat64) {
   loss_at(base, adapters);
   model.zero_gradients();
   model.output_loss(batch, true);
-  model.backward(batch);
+  model.backward(batch, true);
   const std::vector<double> analytic = model.gradients().download();
   const std::vector<double> analytic_adapters = model.adapter_gradients().download();
 

@@ -22,7 +22,7 @@ namespace recforge {
 namespace {
 
 // The rank and size mpirun gave this process (rank 0 of 1 without mpirun).
-CommunicatorOptions launched_world(const std::string& backend = "mpi") {
+CommunicatorOptions launched_world(CommBackend backend = CommBackend::kMpi) {
   auto read = [](const char* name, int fallback) {
     const char* value = std::getenv(name);
     return value ? std::atoi(value) : fallback;
@@ -96,7 +96,7 @@ class MpiCommunicatorTest : public ::testing::Test {
 
 TEST_F(MpiCommunicatorTest, ReportsTheLaunchedRankAndWorldSize) {
   const CommunicatorOptions launched = launched_world();
-  EXPECT_EQ(comm_->backend(), "mpi");
+  EXPECT_EQ(comm_->backend(), CommBackend::kMpi);
   EXPECT_EQ(rank_, launched.rank);
   EXPECT_EQ(world_, launched.world_size);
 }
@@ -210,21 +210,21 @@ TEST_F(MpiCommunicatorTest, MpiErrorsReturnAndBecomeErrorsNamingTheCallAndRank) 
 TEST(MpiCommunicator, AutoPicksMpiOnTheCpuForSeveralRanksAndNoneForOne) {
   CommunicatorOptions options;
   options.world_size = 2;
-  EXPECT_EQ(resolve_backend(Context::cpu(), options), "mpi");
+  EXPECT_EQ(resolve_backend(Context::cpu(), options), CommBackend::kMpi);
   options.world_size = 1;
-  EXPECT_EQ(resolve_backend(Context::cpu(), options), "none");
+  EXPECT_EQ(resolve_backend(Context::cpu(), options), CommBackend::kNone);
 }
 
 TEST(NoneCommunicator, RefusesMoreThanOneRank) {
   CommunicatorOptions options;
-  options.backend = "none";
+  options.backend = CommBackend::kNone;
   options.world_size = 2;
   EXPECT_THROW(make_communicator(Context::cpu(), options), Error);
 }
 
 TEST(NoneCommunicator, CollectivesAreTheIdentity) {
   CommunicatorOptions options;
-  options.backend = "none";
+  options.backend = CommBackend::kNone;
   auto comm = make_communicator(Context::cpu(), options);
   const std::vector<float> input = all_inputs<float>(7, 1, 100);
   std::vector<float> data = input, out(100, NAN);
@@ -240,9 +240,7 @@ TEST(NoneCommunicator, CollectivesAreTheIdentity) {
 }
 
 TEST(Communicator, RefusesAnUnknownBackend) {
-  CommunicatorOptions options;
-  options.backend = "gloo";
-  EXPECT_THROW(make_communicator(Context::cpu(), options), Error);
+  EXPECT_THROW(parse_comm_backend("gloo"), Error);
 }
 
 }  // namespace

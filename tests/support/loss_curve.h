@@ -16,7 +16,8 @@
 #include "model/decoder.h"
 #include "tests/support/small_decoder.h"
 #include "train/optim/optimizer.h"
-#include "train/step.h"
+#include "train/tasks/next_token.h"
+#include "train/train_step.h"
 
 namespace recforge::testing {
 
@@ -55,7 +56,8 @@ inline std::vector<double> loss_curve(const Context& ctx, Precision precision, i
   for (int step = 0; step < steps; ++step) {
     DeviceBatch batch(ctx.device(), planted_rule_batch(step), config);
     const ForwardOptions options{AttentionMask::kCausal, true, 77u + step};
-    losses.push_back(train_step(model, optimizer, batch, options, 3e-3f, 1.0f).loss);
+    auto passes = [&](Decoder<float>& m) { return next_token_pass(m, batch, options); };
+    losses.push_back(train_step(model, optimizer, passes, {step, 3e-3f, 1.0f}).losses.loss);
   }
   return losses;
 }

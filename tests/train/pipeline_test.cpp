@@ -79,7 +79,7 @@ class PipelineTest : public ::testing::Test {
   static StageSection stage(const std::string& name, int epochs) {
     StageSection s;
     s.name = name;
-    s.objective.type = "nbp";
+    s.objective.type = ObjectiveType::kNbp;
     s.train.batch_size = 32;
     s.train.lr = 5e-3f;
     s.train.epochs = epochs;
@@ -92,7 +92,7 @@ class PipelineTest : public ::testing::Test {
   static RunConfig config(const std::string& name, const fs::path& data) {
     RunConfig c;
     c.run.output_dir = (root_ / name).string();
-    c.run.device = "cpu";
+    c.run.device = DeviceChoice::kCpu;
     c.run.log_every_steps = 4;
     c.data.path = data.string();
     c.data.max_len = 10;
@@ -138,13 +138,13 @@ TEST_F(PipelineTest, SecondStageStartsFromTheFirstStagesBestCheckpoint) {
 
 TEST_F(PipelineTest, SftPreferenceThenRatingLearnTheRatingRule) {
   RunConfig c = config("sft-tasks", root_ / "rated");
-  c.data.split = "chronological";
+  c.data.split = SplitProtocol::kChronological;
   c.stages = {stage("preference", 6), stage("rating", 6)};
-  c.stages[0].objective.type = c.stages[1].objective.type = "sft";
-  c.stages[0].objective.task = "preference";
-  c.stages[0].eval.metric = "auc";
-  c.stages[1].objective.task = "rating";
-  c.stages[1].eval.metric = "rmse";
+  c.stages[0].objective.type = c.stages[1].objective.type = ObjectiveType::kSft;
+  c.stages[0].objective.task = SftTask::kPreference;
+  c.stages[0].eval.metric = selection_metric("auc");
+  c.stages[1].objective.task = SftTask::kRating;
+  c.stages[1].eval.metric = selection_metric("rmse");
   ASSERT_EQ(train(c, {}), TrainStatus::kCompleted);
   const fs::path run(c.run.output_dir);
   const json preference = read_json(run / "final_metrics-preference.json");
@@ -157,17 +157,17 @@ TEST_F(PipelineTest, SftPreferenceThenRatingLearnTheRatingRule) {
 TEST_F(PipelineTest, PretrainLoraSftThenDpoChainAndKeepTheBaseFrozen) {
   RunConfig c = config("lora-dpo", root_ / "old");
   c.stages = {stage("pretrain", 4), stage("sft", 2), stage("dpo", 1), stage("dpo_full", 1)};
-  c.stages[1].objective.type = "sft";
-  c.stages[1].finetune.method = "lora";
+  c.stages[1].objective.type = ObjectiveType::kSft;
+  c.stages[1].finetune.method = FinetuneMethod::kLora;
   c.stages[1].finetune.lora.targets = {"all_linear"};
-  c.stages[1].finetune.known_items = "frozen";
-  c.stages[2].objective.type = "dpo";
-  c.stages[2].objective.dpo.loss = "sdpo";
+  c.stages[1].finetune.known_items = KnownItems::kFrozen;
+  c.stages[2].objective.type = ObjectiveType::kDpo;
+  c.stages[2].objective.dpo.loss = DpoLoss::kSdpo;
   c.stages[2].objective.dpo.rejected = 3;
   c.stages[2].objective.dpo.precompute_reference = false;
   c.stages[2].finetune = c.stages[1].finetune;
   c.stages[2].train.lr = 1e-3f;
-  c.stages[3].objective.type = "dpo";
+  c.stages[3].objective.type = ObjectiveType::kDpo;
   c.stages[3].train.lr = 1e-4f;
   c.run.log_every_steps = 1;
   ASSERT_EQ(train(c, {}), TrainStatus::kCompleted);
@@ -210,8 +210,8 @@ TEST_F(PipelineTest, PretrainLoraSftThenDpoChainAndKeepTheBaseFrozen) {
 TEST_F(PipelineTest, DpoFromRatingsPrefersTheHighlyRatedItems) {
   RunConfig c = config("dpo-ratings", root_ / "rated");
   c.stages = {stage("pretrain", 2), stage("dpo", 4)};
-  c.stages[1].objective.type = "dpo";
-  c.stages[1].objective.dpo.pairs = "rating";
+  c.stages[1].objective.type = ObjectiveType::kDpo;
+  c.stages[1].objective.dpo.pairs = PairSource::kRating;
   c.stages[1].objective.dpo.chosen_min_rating = 4;
   c.stages[1].objective.dpo.rejected_max_rating = 2;
   c.stages[1].objective.dpo.beta = 0.5f;
@@ -237,10 +237,10 @@ TEST_F(PipelineTest, DpoFromRatingsPrefersTheHighlyRatedItems) {
 
 TEST_F(PipelineTest, SftLossReachesOnlyTheAnswerPositions) {
   RunConfig c = config("sft-mask", root_ / "rated");
-  c.data.split = "chronological";
+  c.data.split = SplitProtocol::kChronological;
   c.stages = {stage("preference", 1)};
-  c.stages[0].objective.type = "sft";
-  c.stages[0].objective.task = "preference";
+  c.stages[0].objective.type = ObjectiveType::kSft;
+  c.stages[0].objective.task = SftTask::kPreference;
   const Dataset data = Dataset::open(root_ / "rated");
   const LeaveOneOutSplit split(data);
   SftStage task(c, c.stages[0], Context::cpu(), data, split, Distributed{});
@@ -249,8 +249,8 @@ TEST_F(PipelineTest, SftLossReachesOnlyTheAnswerPositions) {
   model.load_parameters(initial_parameters(model_config, model.layout(), 3));
   const std::vector<uint32_t> examples = {0, 5, 17, 40};
   model.zero_gradients();
-  const StepLosses losses =
-      task.train_step(model, {std::span<const uint32_t>(examples)}, 0, DataShard{});
+  const MicroBatch micro[] = {examples};
+  const StepLosses losses = task.forward_backward(model, micro, 0, DataShard{});
   EXPECT_GT(losses.loss, 0.0);
   // ∂L/∂hidden of the micro-batch: non-zero at each prompt's last position only.
   std::vector<int32_t> answer_rows;
@@ -299,9 +299,9 @@ TEST_F(PipelineTest, FineTuningOnNewLogsLearnsTheNewItemsAndKeepsKnownRows) {
 
   RunConfig tuned = config("tuned", root_ / "old");
   tuned.stages = {stage("newlogs", 8)};
-  tuned.stages[0].init = pretrained.string();
+  tuned.stages[0].init = {InitFrom::kCheckpoint, pretrained.string()};
   tuned.stages[0].data = (root_ / "new").string();
-  tuned.stages[0].finetune.known_items = "frozen";
+  tuned.stages[0].finetune.known_items = KnownItems::kFrozen;
   ASSERT_EQ(train(tuned, {}), TrainStatus::kCompleted);
 
   const CheckpointData before = load_checkpoint(pretrained);

@@ -172,11 +172,11 @@ TEST_F(SftTasksTest, RatingHistoryRespectsMaxHistory) {
 TEST_F(SftTasksTest, BuildSftExamplesDispatchesOnTheTask) {
   SftOptions options = with_max_len(50);
   for (SftTask task : {SftTask::kNextItem, SftTask::kPreference, SftTask::kRating}) {
-    EXPECT_EQ(parse_sft_task(sft_task_name(task)), task);
+    EXPECT_EQ(parse_choice<SftTask>(name_of(task)), task);
     EXPECT_EQ(build_sft_examples(task, *split_, SplitPart::kTest, options)[0].prompt[0],
               kFirstTaskToken + static_cast<int32_t>(task));
   }
-  EXPECT_THROW(parse_sft_task("ctr"), Error);
+  EXPECT_THROW(parse_choice<SftTask>("ctr"), Error);
 }
 
 TEST_F(SftTasksTest, TooShortMaxLenIsRejected) {
@@ -311,7 +311,7 @@ TEST_F(SftTasksTest, NoPromptShowsAnEventOfTheTargetsSecondOrLater) {
   EventSplit split = EventSplit::chronological(data, {0.2, 0.2});
   for (SftTask task : {SftTask::kNextItem, SftTask::kPreference, SftTask::kRating}) {
     for (SplitPart part : {SplitPart::kTrain, SplitPart::kValid, SplitPart::kTest}) {
-      SCOPED_TRACE(std::string(sft_task_name(task)) + " " + split_part_name(part));
+      SCOPED_TRACE(name_of(task) + " " + split_part_name(part));
       expect_no_future_event(split, task, part,
                              build_sft_examples(task, split, part, with_max_len(12)));
     }
@@ -347,11 +347,11 @@ TEST_F(MovieLens100K, ExamplesNeverSeeTheFuture) {
   SftOptions options = with_max_len(50);
   for (SftTask task : {SftTask::kNextItem, SftTask::kPreference, SftTask::kRating}) {
     for (SplitPart part : {SplitPart::kTrain, SplitPart::kValid, SplitPart::kTest}) {
-      SCOPED_TRACE(std::string(sft_task_name(task)) + " " + split_part_name(part));
+      SCOPED_TRACE(name_of(task) + " " + split_part_name(part));
       std::vector<SftExample> examples = build_sft_examples(task, split, part, options);
       double positives = 0.0;
       for (const SftExample& example : examples) positives += example.label;
-      std::cout << "ML-100K " << sft_task_name(task) << " " << split_part_name(part) << ": "
+      std::cout << "ML-100K " << name_of(task) << " " << split_part_name(part) << ": "
                 << examples.size() << " examples";
       if (task == SftTask::kPreference) std::cout << " (" << positives << " YES)";
       std::cout << "\n";

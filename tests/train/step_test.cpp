@@ -1,6 +1,6 @@
 // A training step: the loss goes down on learnable data, and a non-finite loss stops the step
 // with an error naming it, before the parameters change.
-#include "train/step.h"
+#include "train/train_step.h"
 
 #include <gtest/gtest.h>
 
@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "tools/synthetic.h"
+#include "train/tasks/next_token.h"
 
 namespace recforge {
 namespace {
@@ -36,9 +37,12 @@ TEST(TrainStep, LossDecreasesOnSyntheticSequences) {
       model.context(),
       {whole_buffer(model.parameters(), model.gradients(), model.layout().num_decayed())},
       AdamWConfig{1e-2f});
-  double first = train_step(model, optimizer, batch, {}, 1e-2f, 1.0f).loss;
+  auto passes = [&](Decoder<float>& m) { return next_token_pass(m, batch, {}); };
+  double first = train_step(model, optimizer, passes, {0, 1e-2f, 1.0f}).losses.loss;
   double last = first;
-  for (int i = 0; i < 30; ++i) last = train_step(model, optimizer, batch, {}, 1e-2f, 1.0f).loss;
+  for (int i = 1; i <= 30; ++i) {
+    last = train_step(model, optimizer, passes, {i, 1e-2f, 1.0f}).losses.loss;
+  }
   EXPECT_LT(last, 0.5 * first);
 }
 
@@ -56,7 +60,9 @@ TEST(TrainStep, NaNLossStopsWithTheStepAndKeepsParameters) {
   values[model.layout().offset("ln_f.bias")] = std::numeric_limits<float>::quiet_NaN();
   model.load_parameters(values);
   try {
-    train_step(model, optimizer, batch, {}, 1e-3f, 1.0f);
+    train_step(
+        model, optimizer, [&](Decoder<float>& m) { return next_token_pass(m, batch, {}); },
+        {0, 1e-3f, 1.0f});
     FAIL() << "expected an error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("the loss is nan at step 1"), std::string::npos)

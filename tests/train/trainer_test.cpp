@@ -44,7 +44,7 @@ class TrainerTest : public ::testing::Test {
   RunConfig config(const std::string& name) const {
     RunConfig c;
     c.run.output_dir = (root_ / name).string();
-    c.run.device = "cpu";
+    c.run.device = DeviceChoice::kCpu;
     c.run.log_every_steps = 1;
     c.data.path = (root_ / "data").string();
     c.data.max_len = 20;
@@ -53,7 +53,7 @@ class TrainerTest : public ::testing::Test {
     c.model.n_head = 1;
     c.model.dropout = 0.1f;
     StageSection stage;
-    stage.objective.type = "mbp_nbp";
+    stage.objective.type = ObjectiveType::kMbpNbp;
     stage.objective.next_k = 2;
     stage.train.batch_size = 64;
     stage.train.lr = 3e-3f;
@@ -117,11 +117,11 @@ TEST_F(TrainerTest, ShortRunBeatsThePopularityBaseline) {
 
 TEST_F(TrainerTest, SampledSoftmaxWithPopularityNegativesLearns) {
   RunConfig c = config("sampled");
-  c.stages[0].objective.type = "nbp";
+  c.stages[0].objective.type = ObjectiveType::kNbp;
   c.stages[0].objective.next_k = 1;
-  c.stages[0].objective.loss = "sampled_softmax";
+  c.stages[0].objective.loss = ItemLossType::kSampledSoftmax;
   c.stages[0].objective.negatives = 64;
-  c.stages[0].objective.sampling = "popularity";
+  c.stages[0].objective.sampling = NegativeSampling::kPopularity;
   ASSERT_EQ(train(c, {}), TrainStatus::kCompleted);
   const double model =
       read_json(fs::path(c.run.output_dir) / "final_metrics.json")["test/ndcg@10"].get<double>();
@@ -133,7 +133,7 @@ TEST_F(TrainerTest, SampledSoftmaxWithPopularityNegativesLearns) {
 
 TEST_F(TrainerTest, MaskedOnlyModelPredictsThroughTheMaskToken) {
   RunConfig c = config("masked");
-  c.stages[0].objective.type = "mbp";
+  c.stages[0].objective.type = ObjectiveType::kMbp;
   c.stages[0].objective.mask_ratio = 0.3f;
   // Masked prediction must learn to attend to the neighbors (the position's own token is MASK):
   // slower to start than next-item prediction, so more and smaller steps.

@@ -60,6 +60,184 @@ std::string yaml_text(const std::vector<T>& values) {
   return out + "]";
 }
 
+// ---- Choices: every enum's names in the file, in the order messages list them. --------------
+
+template <typename E>
+struct Named {
+  E value;
+  std::string name;
+};
+
+template <typename E>
+const std::vector<Named<E>>& choices();
+
+template <>
+const std::vector<Named<DeviceChoice>>& choices() {
+  static const std::vector<Named<DeviceChoice>> table = [] {
+    std::vector<Named<DeviceChoice>> named;
+    for (DeviceChoice c : {DeviceChoice::kCpu, DeviceChoice::kCuda, DeviceChoice::kAuto}) {
+      named.push_back({c, device_choice_name(c)});
+    }
+    return named;
+  }();
+  return table;
+}
+
+template <>
+const std::vector<Named<Precision>>& choices() {
+  static const std::vector<Named<Precision>> table = {
+      {Precision::kFp32, precision_name(Precision::kFp32)},
+      {Precision::kBf16, precision_name(Precision::kBf16)}};
+  return table;
+}
+
+template <>
+const std::vector<Named<DpoLoss>>& choices() {
+  static const std::vector<Named<DpoLoss>> table = [] {
+    std::vector<Named<DpoLoss>> named;
+    for (DpoLoss loss :
+         {DpoLoss::kSigmoid, DpoLoss::kIpo, DpoLoss::kHinge, DpoLoss::kRobust, DpoLoss::kSdpo}) {
+      named.push_back({loss, dpo_loss_name(loss)});
+    }
+    return named;
+  }();
+  return table;
+}
+
+template <>
+const std::vector<Named<CommBackend>>& choices() {
+  static const std::vector<Named<CommBackend>> table = [] {
+    std::vector<Named<CommBackend>> named;
+    for (CommBackend b :
+         {CommBackend::kAuto, CommBackend::kNccl, CommBackend::kMpi, CommBackend::kNone}) {
+      named.push_back({b, comm_backend_name(b)});
+    }
+    return named;
+  }();
+  return table;
+}
+
+template <>
+const std::vector<Named<SplitProtocol>>& choices() {
+  static const std::vector<Named<SplitProtocol>> table = {
+      {SplitProtocol::kLeaveOneOut, "leave_one_out"},
+      {SplitProtocol::kChronological, "chronological"}};
+  return table;
+}
+
+template <>
+const std::vector<Named<ObjectiveType>>& choices() {
+  static const std::vector<Named<ObjectiveType>> table = {{ObjectiveType::kMbpNbp, "mbp_nbp"},
+                                                          {ObjectiveType::kNbp, "nbp"},
+                                                          {ObjectiveType::kMbp, "mbp"},
+                                                          {ObjectiveType::kSft, "sft"},
+                                                          {ObjectiveType::kDpo, "dpo"}};
+  return table;
+}
+
+template <>
+const std::vector<Named<ItemLossType>>& choices() {
+  static const std::vector<Named<ItemLossType>> table = {
+      {ItemLossType::kFullSoftmax, "full_softmax"},
+      {ItemLossType::kSampledSoftmax, "sampled_softmax"}};
+  return table;
+}
+
+template <>
+const std::vector<Named<NegativeSampling>>& choices() {
+  static const std::vector<Named<NegativeSampling>> table = {
+      {NegativeSampling::kUniform, "uniform"}, {NegativeSampling::kPopularity, "popularity"}};
+  return table;
+}
+
+template <>
+const std::vector<Named<SftTask>>& choices() {
+  static const std::vector<Named<SftTask>> table = {{SftTask::kNextItem, "next_item"},
+                                                    {SftTask::kPreference, "preference"},
+                                                    {SftTask::kRating, "rating"}};
+  return table;
+}
+
+template <>
+const std::vector<Named<PairSource>>& choices() {
+  static const std::vector<Named<PairSource>> table = {{PairSource::kNextItem, "next_item"},
+                                                       {PairSource::kRating, "rating"}};
+  return table;
+}
+
+template <>
+const std::vector<Named<LrSchedule>>& choices() {
+  static const std::vector<Named<LrSchedule>> table = {{LrSchedule::kConstant, "constant"},
+                                                       {LrSchedule::kCosine, "cosine"},
+                                                       {LrSchedule::kLinear, "linear"}};
+  return table;
+}
+
+template <>
+const std::vector<Named<EvalProtocol>>& choices() {
+  static const std::vector<Named<EvalProtocol>> table = {{EvalProtocol::kFull, "full"},
+                                                         {EvalProtocol::kSampled, "sampled"}};
+  return table;
+}
+
+template <>
+const std::vector<Named<FinetuneMethod>>& choices() {
+  static const std::vector<Named<FinetuneMethod>> table = {{FinetuneMethod::kFull, "full"},
+                                                           {FinetuneMethod::kLora, "lora"}};
+  return table;
+}
+
+template <>
+const std::vector<Named<NewItemsInit>>& choices() {
+  static const std::vector<Named<NewItemsInit>> table = {{NewItemsInit::kMean, "mean"},
+                                                         {NewItemsInit::kRandom, "random"}};
+  return table;
+}
+
+template <>
+const std::vector<Named<KnownItems>>& choices() {
+  static const std::vector<Named<KnownItems>> table = {{KnownItems::kTrain, "train"},
+                                                       {KnownItems::kFrozen, "frozen"}};
+  return table;
+}
+
+template <>
+const std::vector<Named<InitFrom>>& choices() {
+  static const std::vector<Named<InitFrom>> table = {{InitFrom::kAuto, "auto"},
+                                                     {InitFrom::kScratch, "scratch"},
+                                                     {InitFrom::kPrevious, "previous"},
+                                                     {InitFrom::kCheckpoint, "checkpoint"}};
+  return table;
+}
+
+// "one of: a, b, c".
+template <typename E>
+std::string choice_list() {
+  std::string list = "one of: ";
+  for (size_t i = 0; i < choices<E>().size(); ++i) list += (i ? ", " : "") + choices<E>()[i].name;
+  return list;
+}
+
+template <typename E>
+bool find_choice(std::string_view name, E& value) {
+  for (const Named<E>& c : choices<E>()) {
+    if (c.name == name) {
+      value = c.value;
+      return true;
+    }
+  }
+  return false;
+}
+
+template <typename E>
+requires std::is_enum_v<E> std::string yaml_text(E value) { return yaml_text(name_of(value)); }
+
+std::string yaml_text(const StageInit& init) {
+  return yaml_text(init.from == InitFrom::kCheckpoint ? init.checkpoint : name_of(init.from));
+}
+
+std::string yaml_text(const SelectionMetric& metric) { return yaml_text(metric.key); }
+
 // ---- Where a value came from. ------------------------------------------------------------
 
 // A key path ("stages[0].train.lr") and the nearest line of the file that holds it.
@@ -165,9 +343,32 @@ template <typename T>
 requires std::is_arithmetic_v<T>
 bool parse_scalar(const std::string& text, T& value) { return parse_number(text, value); }
 
+template <typename E>
+requires std::is_enum_v<E>
+bool parse_scalar(const std::string& text, E& value) { return find_choice(text, value); }
+
+// "auto", "scratch", "previous" or a checkpoint directory (any other non-empty text).
+bool parse_scalar(const std::string& text, StageInit& value) {
+  value = {};
+  if (text == "checkpoint" || !find_choice(text, value.from)) {
+    value = {InitFrom::kCheckpoint, text};
+  }
+  return true;
+}
+
+// Any text: whether it names a metric the run reports is checked against eval.ks afterwards.
+bool parse_scalar(const std::string& text, SelectionMetric& value) {
+  value = selection_metric(text);
+  return true;
+}
+
 template <typename T>
-const char* type_name() {
-  if constexpr (std::is_same_v<T, std::string>) return "a string";
+std::string type_name() {
+  if constexpr (std::is_enum_v<T>) return choice_list<T>();
+  if constexpr (std::is_same_v<T, std::string> || std::is_same_v<T, StageInit> ||
+                std::is_same_v<T, SelectionMetric>) {
+    return "a string";
+  }
   if constexpr (std::is_same_v<T, bool>) return "true or false";
   if constexpr (std::is_same_v<T, uint64_t>) return "a non-negative integer";
   if constexpr (std::is_same_v<T, int>) return "a 32-bit integer";
@@ -230,17 +431,13 @@ Rule<float> open_closed(float low, float high) {
           concat("a value in (", yaml_text(low), ", ", yaml_text(high), "]")};
 }
 
-Rule<std::string> one_of(std::vector<std::string> choices) {
-  std::string expected = "one of: ";
-  for (size_t i = 0; i < choices.size(); ++i) expected += (i ? ", " : "") + choices[i];
-  return {[choices](const std::string& x) {
-            return std::find(choices.begin(), choices.end(), x) != choices.end();
-          },
-          expected};
-}
-
 Rule<std::string> non_empty() {
   return {[](const std::string& x) { return !x.empty(); }, "a non-empty string"};
+}
+
+Rule<StageInit> checkpoint_named() {
+  return {[](const StageInit& x) { return x.from != InitFrom::kCheckpoint || !x.checkpoint.empty(); },
+          "a non-empty string"};
 }
 
 // Stage names appear in checkpoint directory names and in overrides ("stages.<name>.train.lr"),
@@ -278,7 +475,7 @@ template <typename V>
 void visit(V& v, RunSection& s) {
   v.field("output_dir", s.output_dir, non_empty());
   v.field("seed", s.seed);
-  v.field("device", s.device, one_of({"cpu", "cuda", "auto"}));
+  v.field("device", s.device);
   v.field("threads", s.threads, at_least(0));
   v.field("log_every_steps", s.log_every_steps, at_least(1));
 }
@@ -287,7 +484,7 @@ template <typename V>
 void visit(V& v, DataSection& s) {
   v.field("path", s.path);
   v.field("max_len", s.max_len, at_least(1));
-  v.field("split", s.split, one_of({"leave_one_out", "chronological"}));
+  v.field("split", s.split);
   v.field("sliding_windows", s.sliding_windows);
 }
 
@@ -300,16 +497,16 @@ void visit(V& v, ModelSection& s) {
   v.field("dropout", s.dropout, half_open(0.0f, 1.0f));
   v.field("init_std", s.init_std, open_closed(0.0f, 1.0f));
   v.field("embedding_init_std", s.embedding_init_std, open_closed(0.0f, 2.0f));
-  v.field("precision", s.precision, one_of({"fp32", "bf16"}));
+  v.field("precision", s.precision);
 }
 
 template <typename V>
 void visit(V& v, DpoSection& s) {
-  v.field("loss", s.loss, one_of({"sigmoid", "ipo", "hinge", "robust", "sdpo"}));
+  v.field("loss", s.loss);
   v.field("beta", s.beta, above(0.0f));
   v.field("label_smoothing", s.label_smoothing, half_open(0.0f, 0.5f));
   v.field("rejected", s.rejected, closed(1, 7));
-  v.field("pairs", s.pairs, one_of({"next_item", "rating"}));
+  v.field("pairs", s.pairs);
   v.field("chosen_min_rating", s.chosen_min_rating, closed(1, 5));
   v.field("rejected_max_rating", s.rejected_max_rating, closed(1, 5));
   v.field("precompute_reference", s.precompute_reference);
@@ -319,16 +516,16 @@ void visit(V& v, DpoSection& s) {
 
 template <typename V>
 void visit(V& v, ObjectiveSection& s) {
-  v.field("type", s.type, one_of({"mbp_nbp", "nbp", "mbp", "sft", "dpo"}));
+  v.field("type", s.type);
   v.field("mask_ratio", s.mask_ratio, open_closed(0.0f, 1.0f));
   v.field("next_k", s.next_k, closed(1, 8));
   v.field("next_k_weights", s.next_k_weights, non_negative_each());
   v.field("lambda", s.lambda, at_least(0.0f));
-  v.field("loss", s.loss, one_of({"full_softmax", "sampled_softmax"}));
+  v.field("loss", s.loss);
   v.field("negatives", s.negatives, at_least(1));
-  v.field("sampling", s.sampling, one_of({"uniform", "popularity"}));
+  v.field("sampling", s.sampling);
   v.field("temperature", s.temperature, above(0.0f));
-  v.field("task", s.task, one_of({"next_item", "preference", "rating"}));
+  v.field("task", s.task);
   v.field("like_threshold", s.like_threshold, closed(1, 5));
   v.field("examples_per_user", s.examples_per_user, at_least(0));
   v.section("dpo", s.dpo);
@@ -356,10 +553,10 @@ void visit(V& v, LoraSection& s) {
 
 template <typename V>
 void visit(V& v, FinetuneSection& s) {
-  v.field("method", s.method, one_of({"full", "lora"}));
+  v.field("method", s.method);
   v.section("lora", s.lora);
-  v.field("new_items_init", s.new_items_init, one_of({"mean", "random"}));
-  v.field("known_items", s.known_items, one_of({"train", "frozen"}));
+  v.field("new_items_init", s.new_items_init);
+  v.field("known_items", s.known_items);
   v.field("known_items_lr_scale", s.known_items_lr_scale, above(0.0f));
 }
 
@@ -369,7 +566,7 @@ void visit(V& v, TrainSection& s) {
   v.field("token_budget", s.token_budget, at_least(0));
   v.field("lr", s.lr, above(0.0f));
   v.field("warmup_steps", s.warmup_steps, at_least(0));
-  v.field("schedule", s.schedule, one_of({"constant", "cosine", "linear"}));
+  v.field("schedule", s.schedule);
   v.field("min_lr_ratio", s.min_lr_ratio, closed(0.0f, 1.0f));
   v.field("epochs", s.epochs, at_least(1));
   v.field("max_steps", s.max_steps, at_least<int64_t>(0));
@@ -386,9 +583,9 @@ void visit(V& v, EvalSection& s) {
   v.field("every_steps", s.every_steps, at_least(0));
   v.field("metric", s.metric);
   v.field("patience", s.patience, at_least(0));
-  v.field("protocol", s.protocol, one_of({"full", "sampled"}));
+  v.field("protocol", s.protocol);
   v.field("sampled_negatives", s.sampled_negatives, at_least(1));
-  v.field("sampled_by", s.sampled_by, one_of({"uniform", "popularity"}));
+  v.field("sampled_by", s.sampled_by);
   v.field("exclude_history", s.exclude_history);
   v.field("ks", s.ks, cutoffs());
   v.field("batch_size", s.batch_size, at_least(1));
@@ -397,7 +594,7 @@ void visit(V& v, EvalSection& s) {
 template <typename V>
 void visit(V& v, StageSection& s) {
   v.field("name", s.name, stage_name());
-  v.field("init", s.init, non_empty());
+  v.field("init", s.init, checkpoint_named());
   v.field("data", s.data);
   v.section("objective", s.objective);
   v.section("finetune", s.finetune);
@@ -407,7 +604,7 @@ void visit(V& v, StageSection& s) {
 
 template <typename V>
 void visit(V& v, DistributedSection& s) {
-  v.field("backend", s.backend, one_of({"auto", "nccl", "mpi", "none"}));
+  v.field("backend", s.backend);
   v.field("timeout_seconds", s.timeout_seconds, at_least(1));
   v.field("zero1", s.zero1);
   v.field("overlap", s.overlap);
@@ -525,12 +722,13 @@ class Reader {
   // The first stage has no previous stage, and adapters need weights to adapt.
   void check_stage_start(const StageSection& stage, size_t index, const Location& at,
                          const YAML::Node& node) const {
-    const bool scratch = stage.init == "scratch" || (stage.init == "auto" && index == 0);
-    if (index == 0 && stage.init == "previous") {
+    const InitFrom from = stage.init.from;
+    const bool scratch = from == InitFrom::kScratch || (from == InitFrom::kAuto && index == 0);
+    if (index == 0 && from == InitFrom::kPrevious) {
       source_.fail(child_location(at, "init", node), "the first stage has no previous stage ",
                    "(expected auto, scratch or a checkpoint directory)");
     }
-    if (scratch && stage.finetune.method == "lora") {
+    if (scratch && stage.finetune.method == FinetuneMethod::kLora) {
       source_.fail(child_location(at, "finetune", node),
                    "LoRA adapts existing weights: a stage that starts from scratch cannot use it ",
                    "(set init to previous or a checkpoint directory)");
@@ -584,9 +782,9 @@ void cross_check(const Reader& reader, const ObjectiveSection& s) {
 // LoRA adapters run in fp32 only, so a bf16 run cannot reach a LoRA stage: say so before the
 // first stage trains for hours.
 void cross_check(const Reader& reader, const RunConfig& c) {
-  if (c.model.precision != "bf16") return;
+  if (c.model.precision != Precision::kBf16) return;
   for (const StageSection& stage : c.stages) {
-    if (stage.finetune.method == "lora") {
+    if (stage.finetune.method == FinetuneMethod::kLora) {
       reader.fail("model", "model.precision bf16 cannot run stage \"", stage.name,
                   "\" (finetune.method lora): LoRA runs in fp32 only, set model.precision: fp32");
     }
@@ -608,7 +806,7 @@ bool valid_metric(const std::string& metric, const std::vector<int>& ks) {
 }
 
 void cross_check(const Reader& reader, const EvalSection& s) {
-  if (!valid_metric(s.metric, s.ks)) {
+  if (!valid_metric(s.metric.key, s.ks)) {
     reader.fail("metric", "expected ndcg@K, hr@K (K in ks = ", yaml_text(s.ks),
                 "), mrr, auc, accuracy, rmse or mae, got ", yaml_text(s.metric));
   }
@@ -773,6 +971,48 @@ RunConfig load_config(const std::filesystem::path& file,
   text << in.rdbuf();
   if (in.bad()) throw Error(concat(file.string(), ": cannot read the config file"));
   return parse_config(text.str(), file.string(), overrides);
+}
+
+template <typename E>
+const std::string& name_of(E choice) {
+  for (const Named<E>& c : choices<E>()) {
+    if (c.value == choice) return c.name;
+  }
+  throw Error(concat("no name for choice ", static_cast<int>(choice)));
+}
+
+template <typename E>
+E parse_choice(std::string_view name) {
+  E value{};
+  if (!find_choice(name, value)) {
+    throw Error(concat("unknown choice \"", name, "\" (expected ", choice_list<E>(), ")"));
+  }
+  return value;
+}
+
+#define RECFORGE_CHOICE(E)                              \
+  template const std::string& name_of<E>(E choice); \
+  template E parse_choice<E>(std::string_view name);
+RECFORGE_CHOICE(DeviceChoice)
+RECFORGE_CHOICE(Precision)
+RECFORGE_CHOICE(DpoLoss)
+RECFORGE_CHOICE(CommBackend)
+RECFORGE_CHOICE(SplitProtocol)
+RECFORGE_CHOICE(ObjectiveType)
+RECFORGE_CHOICE(ItemLossType)
+RECFORGE_CHOICE(NegativeSampling)
+RECFORGE_CHOICE(SftTask)
+RECFORGE_CHOICE(PairSource)
+RECFORGE_CHOICE(LrSchedule)
+RECFORGE_CHOICE(EvalProtocol)
+RECFORGE_CHOICE(FinetuneMethod)
+RECFORGE_CHOICE(NewItemsInit)
+RECFORGE_CHOICE(KnownItems)
+RECFORGE_CHOICE(InitFrom)
+#undef RECFORGE_CHOICE
+
+SelectionMetric selection_metric(const std::string& key) {
+  return {key, key != "rmse" && key != "mae"};
 }
 
 std::string to_yaml(const RunConfig& config) {

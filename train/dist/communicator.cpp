@@ -17,7 +17,7 @@ class SingleProcessCommunicator final : public Communicator {
 
   int rank() const override { return 0; }
   int world_size() const override { return 1; }
-  std::string backend() const override { return "none"; }
+  CommBackend backend() const override { return CommBackend::kNone; }
 
   void all_reduce_sum(float*, size_t) override {}
   void reduce_scatter_sum(const float* input, float* output, size_t count_per_rank) override {
@@ -49,28 +49,48 @@ std::string describe_rank(int rank) {
   return concat("rank ", rank, " (host ", host[0] ? host : "unknown", ")");
 }
 
-std::string resolve_backend(const Context& ctx, const CommunicatorOptions& options) {
-  const std::string& backend = options.backend;
-  RECFORGE_CHECK(backend == "auto" || backend == "none" || backend == "mpi" || backend == "nccl",
-                 "unknown communication backend '", backend, "': expected auto, none, mpi or nccl");
-  if (backend != "auto") return backend;
-  if (options.world_size == 1) return "none";
-  return ctx.on_cuda() ? "nccl" : "mpi";
+const char* comm_backend_name(CommBackend backend) {
+  switch (backend) {
+    case CommBackend::kAuto:
+      return "auto";
+    case CommBackend::kNone:
+      return "none";
+    case CommBackend::kMpi:
+      return "mpi";
+    case CommBackend::kNccl:
+      return "nccl";
+  }
+  return "?";
+}
+
+CommBackend parse_comm_backend(std::string_view name) {
+  for (CommBackend backend :
+       {CommBackend::kAuto, CommBackend::kNone, CommBackend::kMpi, CommBackend::kNccl}) {
+    if (name == comm_backend_name(backend)) return backend;
+  }
+  throw Error(concat("unknown communication backend '", name,
+                     "': expected auto, none, mpi or nccl"));
+}
+
+CommBackend resolve_backend(const Context& ctx, const CommunicatorOptions& options) {
+  if (options.backend != CommBackend::kAuto) return options.backend;
+  if (options.world_size == 1) return CommBackend::kNone;
+  return ctx.on_cuda() ? CommBackend::kNccl : CommBackend::kMpi;
 }
 
 std::unique_ptr<Communicator> make_communicator(const Context& ctx,
                                                 const CommunicatorOptions& options) {
-  const std::string backend = resolve_backend(ctx, options);
+  const CommBackend backend = resolve_backend(ctx, options);
   RECFORGE_CHECK(options.world_size >= 1, "world size must be at least 1, got ",
                  options.world_size);
   RECFORGE_CHECK(options.rank >= 0 && options.rank < options.world_size, "rank ", options.rank,
                  " is outside a world of ", options.world_size);
-  if (backend == "none") {
+  if (backend == CommBackend::kNone) {
     RECFORGE_CHECK(options.world_size == 1, "the none backend runs one process but WORLD_SIZE is ",
                    options.world_size, ": use the mpi or nccl backend (or auto)");
     return std::make_unique<SingleProcessCommunicator>(ctx.device());
   }
-  if (backend == "mpi") {
+  if (backend == CommBackend::kMpi) {
 #if RECFORGE_WITH_MPI
     return make_mpi_communicator(ctx, options);
 #else

@@ -36,6 +36,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "kernels/context.h"
 
@@ -51,12 +52,18 @@ namespace recforge {
 inline constexpr bool kWithMpi = RECFORGE_WITH_MPI;
 inline constexpr bool kWithNccl = RECFORGE_WITH_NCCL;
 
+enum class CommBackend { kAuto, kNone, kMpi, kNccl };
+
+// "auto", "none", "mpi" or "nccl"; parse_comm_backend throws recforge::Error for anything else.
+const char* comm_backend_name(CommBackend backend);
+CommBackend parse_comm_backend(std::string_view name);
+
 class Communicator {
  public:
   virtual ~Communicator() = default;
   virtual int rank() const = 0;
   virtual int world_size() const = 0;
-  virtual std::string backend() const = 0;  // "none" | "mpi" | "nccl"
+  virtual CommBackend backend() const = 0;  // kNone, kMpi or kNccl
 
   // In place on the context's memory: data [count] becomes the sum over ranks.
   virtual void all_reduce_sum(float* data, size_t count) = 0;
@@ -82,7 +89,7 @@ class Communicator {
 };
 
 struct CommunicatorOptions {
-  std::string backend = "auto";  // auto | none | mpi | nccl
+  CommBackend backend = CommBackend::kAuto;
   int rank = 0, world_size = 1;
   // How long NCCL may take to initialise or to finish a host-side wait before it is aborted.
   std::chrono::milliseconds timeout{300000};
@@ -91,8 +98,8 @@ struct CommunicatorOptions {
   std::function<std::string(const std::string&)> share_from_rank0;
 };
 
-// Resolves options.backend ("auto") for this context and world size: "none", "mpi" or "nccl".
-std::string resolve_backend(const Context& ctx, const CommunicatorOptions& options);
+// Resolves options.backend (kAuto) for this context and world size: kNone, kMpi or kNccl.
+CommBackend resolve_backend(const Context& ctx, const CommunicatorOptions& options);
 
 // The communicator of the resolved backend. Throws recforge::Error for an unknown backend, a rank
 // outside [0, world_size), a backend this build or this context cannot run, or an MPI launch whose

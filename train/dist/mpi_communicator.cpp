@@ -37,7 +37,7 @@ class MpiCommunicator final : public Communicator {
 
   int rank() const override { return rank_; }
   int world_size() const override { return world_size_; }
-  std::string backend() const override { return "mpi"; }
+  CommBackend backend() const override { return CommBackend::kMpi; }
 
   void all_reduce_sum(float* data, size_t count) override {
     all_reduce_in_place(data, count, MPI_FLOAT);

@@ -113,7 +113,7 @@ class NcclCommunicator final : public Communicator {
 
   int rank() const override { return rank_; }
   int world_size() const override { return world_size_; }
-  std::string backend() const override { return "nccl"; }
+  CommBackend backend() const override { return CommBackend::kNccl; }
 
   void all_reduce_sum(float* data, size_t count) override {
     begin_after_compute();

@@ -15,6 +15,9 @@
 
 namespace recforge {
 
+// A task's metrics by name ("ndcg@10", "auc", "rmse", ...).
+using Metrics = std::map<std::string, double>;
+
 class RankingMetrics {
  public:
   // `ks`: the cut-offs HR@K and NDCG@K are kept for (each >= 1, no duplicates).

@@ -15,16 +15,18 @@ namespace fs = std::filesystem;
 
 std::optional<fs::path> checkpoint_of(const StageSection& stage, size_t index,
                                       const std::optional<fs::path>& previous_best) {
-  const std::string& init = stage.init;
-  if (init == "scratch" || (init == "auto" && index == 0)) return std::nullopt;
-  if (init == "auto" || init == "previous") {
+  const StageInit& init = stage.init;
+  if (init.from == InitFrom::kScratch || (init.from == InitFrom::kAuto && index == 0)) {
+    return std::nullopt;
+  }
+  if (init.from != InitFrom::kCheckpoint) {
     RECFORGE_CHECK(previous_best.has_value(), "stage ", stage.name,
                    " starts from the previous stage, which left no checkpoint");
     return previous_best;
   }
-  RECFORGE_CHECK(fs::is_directory(init), "stage ", stage.name, ": init ", init,
-                 " is neither auto, scratch, previous nor a checkpoint directory");
-  return fs::path(init);
+  RECFORGE_CHECK(fs::is_directory(init.checkpoint), "stage ", stage.name, ": init ",
+                 init.checkpoint, " is neither auto, scratch, previous nor a checkpoint directory");
+  return fs::path(init.checkpoint);
 }
 
 // The checkpoint's weights carried into a model of `config`: every tensor copied, except that
@@ -42,7 +44,7 @@ std::vector<float> grown_parameters(const CheckpointData& from, const ModelConfi
   const int C = config.d_model;
   const int64_t wte = layout.offset("wte");
   const int64_t first_new = kFirstItemToken + known_items;
-  if (finetune.new_items_init == "mean" && known_items > 0) {
+  if (finetune.new_items_init == NewItemsInit::kMean && known_items > 0) {
     std::vector<double> mean(C, 0.0);
     for (int64_t row = kFirstItemToken; row < first_new; ++row) {
       for (int c = 0; c < C; ++c) mean[c] += values[wte + row * C + c];
@@ -66,7 +68,7 @@ ModelConfig model_config_for(const RunConfig& config, int32_t num_items) {
   model.n_head = config.model.n_head;
   model.mlp_ratio = config.model.mlp_ratio;
   model.dropout = config.model.dropout;
-  model.precision = parse_precision(config.model.precision);
+  model.precision = config.model.precision;
   return model;
 }
 
@@ -119,7 +121,7 @@ StageStart resolve_stage_start(const RunConfig& config, size_t stage_index,
           "stage %s: %d of the dataset's %d items are known to the checkpoint, %d are new (rows "
           "initialized by %s); %d known items do not occur; aligned dataset in %s\n",
           stage.name.c_str(), alignment.matched, data.num_items(), alignment.added,
-          stage.finetune.new_items_init.c_str(), alignment.known - alignment.matched,
+          name_of(stage.finetune.new_items_init).c_str(), alignment.known - alignment.matched,
           aligned.c_str());
       start.data_path = aligned;
       start.new_items = alignment.added;
@@ -128,7 +130,7 @@ StageStart resolve_stage_start(const RunConfig& config, size_t stage_index,
   start.model_config = from.model_config;
   start.model_config.vocab_size = vocabulary_size(start.known_items + start.new_items);
   start.model_config.dropout = config.model.dropout;
-  start.model_config.precision = parse_precision(config.model.precision);
+  start.model_config.precision = config.model.precision;
   RECFORGE_CHECK(start.model_config.max_len >= config.data.max_len, "stage ", stage.name,
                  ": data.max_len ", config.data.max_len, " exceeds the checkpoint's max_len ",
                  start.model_config.max_len);

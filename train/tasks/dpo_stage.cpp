@@ -7,6 +7,7 @@
 
 #include "kernels/candidate_logprobs.h"
 #include "kernels/check.h"
+#include "kernels/rows.h"
 #include "model/vocabulary.h"
 
 namespace recforge {
@@ -44,7 +45,7 @@ std::vector<PreferencePair> most_recent_per_user(std::vector<PreferencePair> pai
 std::vector<PreferencePair> training_pairs(const RunConfig& config, const StageSection& stage,
                                            const LeaveOneOutSplit& split) {
   const PreferencePairOptions options = pair_options(config, stage);
-  std::vector<PreferencePair> pairs = stage.objective.dpo.pairs == "rating"
+  std::vector<PreferencePair> pairs = stage.objective.dpo.pairs == PairSource::kRating
                                           ? rating_pairs(split, options)
                                           : sequence_training_pairs(split, options);
   return most_recent_per_user(std::move(pairs), stage.objective.dpo.pairs_per_user);
@@ -52,7 +53,7 @@ std::vector<PreferencePair> training_pairs(const RunConfig& config, const StageS
 
 DpoParams dpo_params(const DpoSection& dpo) {
   DpoParams params;
-  params.type = parse_dpo_loss(dpo.loss);
+  params.type = dpo.loss;
   params.beta = dpo.beta;
   params.label_smoothing = dpo.label_smoothing;
   return params;
@@ -61,30 +62,22 @@ DpoParams dpo_params(const DpoSection& dpo) {
 }  // namespace
 
 DpoStage::DpoStage(const RunConfig& config, const StageSection& stage, const Context& ctx,
-                   const Dataset& data, const LeaveOneOutSplit& split, bool lora,
+                   const Dataset& data, const LeaveOneOutSplit& split,
                    const Distributed& distributed)
     : config_(config),
       stage_(stage),
+      ctx_(ctx),
       num_items_(data.num_items()),
-      lora_(lora),
-      distributed_(distributed),
       params_(dpo_params(stage.objective.dpo)),
       K_(stage.objective.dpo.rejected + 1),
       pairs_(training_pairs(config, stage, split)),
-      candidates_(candidate_matrix(pairs_)),
       ranking_(config, stage, data, split, {kTaskNextItemToken}, false, distributed),
-      rows_(ctx.device(), static_cast<size_t>(max_pairs()) * config.model.d_model),
-      drows_(ctx.device(), rows_.size()),
-      logps_(ctx.device(), static_cast<size_t>(max_pairs()) * K_),
-      reference_logps_(ctx.device(), logps_.size()),
-      lse_(ctx.device(), static_cast<size_t>(max_pairs())),
-      losses_(ctx.device(), static_cast<size_t>(max_pairs())),
-      dpolicy_(ctx.device(), logps_.size()),
-      metrics_(ctx.device(), static_cast<size_t>(max_pairs()) * kDpoNumMetrics),
-      candidates_device_(ctx.device(), logps_.size()) {
-  RECFORGE_CHECK(config.data.split == "leave_one_out", "stage ", stage.name,
+      writes_files_(distributed.writes_files()),
+      candidates_(ctx.device(), candidate_matrix(pairs_)) {
+  RECFORGE_CHECK(config.data.split == SplitProtocol::kLeaveOneOut, "stage ", stage.name,
                  ": DPO pairs and its ranking evaluation use the leave-one-out split");
-  RECFORGE_CHECK(lora || stage.objective.dpo.precompute_reference, "stage ", stage.name,
+  RECFORGE_CHECK(stage.finetune.method == FinetuneMethod::kLora || reference_precomputed(),
+                 "stage ", stage.name,
                  ": without LoRA the reference model is kept as precomputed log-probabilities; "
                  "set objective.dpo.precompute_reference: true (or finetune.method: lora)");
 }
@@ -109,152 +102,141 @@ PackedBatch DpoStage::prompts(std::span<const uint32_t> pairs) const {
   return host;
 }
 
-void DpoStage::candidate_logps(Decoder<float>& model, const PackedBatch& host,
-                               const DeviceBatch& batch, std::span<const uint32_t> pairs,
-                               float* logps) {
-  const Context& ctx = model.context();
-  const int C = model.config().d_model, P = static_cast<int>(pairs.size());
-  std::vector<float> hidden(static_cast<size_t>(batch.num_tokens()) * C);
-  copy_bytes(hidden.data(), Device::kCpu, model.hidden(), ctx.device(),
-             hidden.size() * sizeof(float));
-  std::vector<float> rows(static_cast<size_t>(P) * C);
-  std::vector<int32_t> candidates(static_cast<size_t>(P) * K_);
-  for (int b = 0; b < P; ++b) {
-    const size_t last = static_cast<size_t>(host.offsets[b + 1] - 1);
-    std::copy_n(hidden.begin() + last * C, C, rows.begin() + static_cast<size_t>(b) * C);
-    std::copy_n(candidates_.begin() + static_cast<size_t>(pairs[b]) * K_, K_,
-                candidates.begin() + static_cast<size_t>(b) * K_);
+void DpoStage::load_pairs(std::span<const uint32_t> pairs, const PackedBatch& host) {
+  const int P = static_cast<int>(pairs.size());
+  std::vector<int32_t> index(pairs.begin(), pairs.end()), last(P);
+  for (int b = 0; b < P; ++b) last[b] = host.offsets[b + 1] - 1;
+  pair_index_.upload(index);
+  last_rows_.upload(last);
+  gather_rows(ctx_, batch_candidates_.data(), candidates_.data(), pair_index_.data(), P, K_);
+  if (reference_.size() > 0) {
+    gather_rows(ctx_, batch_reference_.data(), reference_.data(), pair_index_.data(), P, K_);
   }
-  rows_.upload(rows);
-  candidates_device_.upload(candidates);
-  candidate_logprobs_forward(ctx, logps, lse_.data(), rows_.data(),
-                             model.weights().wte + static_cast<size_t>(kFirstItemToken) * C,
-                             candidates_device_.data(), P, C, num_items_, K_);
 }
 
-// The frozen reference's log-probabilities: the starting policy's, precomputed, or the model
-// with its adapters disabled.
-std::vector<float> DpoStage::reference_logps(Decoder<float>& model,
-                                             std::span<const uint32_t> pairs) {
-  std::vector<float> values(pairs.size() * K_);
-  if (!reference_.empty()) {
-    for (size_t b = 0; b < pairs.size(); ++b) {
-      std::copy_n(reference_.begin() + static_cast<size_t>(pairs[b]) * K_, K_,
-                  values.begin() + b * K_);
-    }
-    return values;
-  }
-  const PackedBatch host = prompts(pairs);
-  DeviceBatch batch(model.context().device(), host, model.config());
-  ForwardOptions options;
-  options.use_adapters = false;
-  model.forward(batch, options);
-  candidate_logps(model, host, batch, pairs, reference_logps_.data());
-  copy_bytes(values.data(), Device::kCpu, reference_logps_.data(), model.context().device(),
-             values.size() * sizeof(float));
-  return values;
+void DpoStage::candidate_logps(Decoder<float>& model, int P, float* logps) {
+  const int C = model.config().d_model;
+  gather_rows(ctx_, rows_.data(), model.hidden(), last_rows_.data(), P, C);
+  candidate_logprobs_forward(ctx_, logps, lse_.data(), rows_.data(), model.item_rows(),
+                             batch_candidates_.data(), P, C, num_items_, K_);
 }
 
 void DpoStage::precompute_reference(Decoder<float>& model) {
   const fs::path file = fs::path(config_.run.output_dir) / ("reference-" + stage_.name + ".f32");
-  reference_.assign(pairs_.size() * K_, 0.0f);
+  std::vector<float> reference(pairs_.size() * K_);
   if (fs::exists(file)) {
     std::ifstream in(file, std::ios::binary);
-    in.read(reinterpret_cast<char*>(reference_.data()), reference_.size() * sizeof(float));
-    RECFORGE_CHECK(in.gcount() == static_cast<std::streamsize>(reference_.size() * sizeof(float)) &&
+    in.read(reinterpret_cast<char*>(reference.data()), reference.size() * sizeof(float));
+    RECFORGE_CHECK(in.gcount() == static_cast<std::streamsize>(reference.size() * sizeof(float)) &&
                        in.peek() == EOF,
-                   file.string(), ": expected ", reference_.size(),
+                   file.string(), ": expected ", reference.size(),
                    " reference log-probabilities (delete it to recompute)");
+    reference_ = Buffer<float>(ctx_.device(), reference);
     return;
   }
-  std::vector<float> computed;
-  computed.reserve(reference_.size());
-  reference_.clear();
+  reference_ = Buffer<float>(ctx_.device(), reference.size());
   std::vector<uint32_t> all(pairs_.size());
   for (size_t p = 0; p < all.size(); ++p) all[p] = static_cast<uint32_t>(p);
   for (size_t first = 0; first < all.size(); first += max_pairs()) {
     const size_t count = std::min(all.size() - first, static_cast<size_t>(max_pairs()));
     const std::span<const uint32_t> pairs(all.data() + first, count);
     const PackedBatch host = prompts(pairs);
-    DeviceBatch batch(model.context().device(), host, model.config());
+    DeviceBatch batch(ctx_.device(), host, model.config());
+    load_pairs(pairs, host);
     model.forward(batch, {});
-    candidate_logps(model, host, batch, pairs, reference_logps_.data());
-    std::vector<float> values(count * K_);
-    copy_bytes(values.data(), Device::kCpu, reference_logps_.data(), model.context().device(),
-               values.size() * sizeof(float));
-    computed.insert(computed.end(), values.begin(), values.end());
+    candidate_logps(model, static_cast<int>(count), reference_.data() + first * K_);
   }
-  reference_ = std::move(computed);
-  if (!distributed_.writes_files()) return;  // every rank computed the same values
+  if (!writes_files_) return;  // every rank computed the same values
+  reference = reference_.download();
   const fs::path tmp = fs::path(file) += ".tmp";
   std::ofstream(tmp, std::ios::binary)
-      .write(reinterpret_cast<const char*>(reference_.data()), reference_.size() * sizeof(float));
+      .write(reinterpret_cast<const char*>(reference.data()), reference.size() * sizeof(float));
   fs::rename(tmp, file);
   std::printf("stage %s: reference log-probabilities of %zu pairs precomputed in %s\n",
               stage_.name.c_str(), pairs_.size(), file.c_str());
 }
 
 void DpoStage::prepare(Decoder<float>& model) {
-  if (stage_.objective.dpo.precompute_reference) precompute_reference(model);
+  const size_t P = static_cast<size_t>(max_pairs()), C = model.config().d_model;
+  const size_t step_pairs = P * stage_.train.grad_accum;
+  const Device device = ctx_.device();
+  pair_index_ = Buffer<int32_t>(device, P);
+  last_rows_ = Buffer<int32_t>(device, P);
+  batch_candidates_ = Buffer<int32_t>(device, P * K_);
+  batch_reference_ = Buffer<float>(device, P * K_);
+  rows_ = Buffer<float>(device, P * C);
+  drows_ = Buffer<float>(device, P * C);
+  lse_ = Buffer<float>(device, P);
+  dpolicy_ = Buffer<float>(device, P * K_);
+  logps_ = Buffer<float>(device, step_pairs * K_);
+  losses_ = Buffer<float>(device, step_pairs);
+  metrics_ = Buffer<float>(device, step_pairs * kDpoNumMetrics);
+  if (reference_precomputed()) precompute_reference(model);
 }
 
-StepLosses DpoStage::train_step(Decoder<float>& model,
-                                const std::vector<std::span<const uint32_t>>& micro_batches,
-                                int64_t step, const DataShard& shard) {
-  const Context& ctx = model.context();
+StepLosses DpoStage::forward_backward(Decoder<float>& model, std::span<const MicroBatch> micro,
+                                      int64_t step, const DataShard& shard) {
   const int C = model.config().d_model;
   size_t total = 0;
-  for (const auto& micro : micro_batches) total += micro.size();
+  for (const MicroBatch& batch : micro) total += batch.size();
   const float scale = 1.0f / static_cast<float>(total);
-  double loss = 0.0, sums[kDpoNumMetrics] = {}, logp_chosen = 0.0, logp_rejected = 0.0;
-  StepLosses result;
-  for (size_t m = 0; m < micro_batches.size(); ++m) {
-    const std::span<const uint32_t> pairs = shard.of(micro_batches[m]);
-    if (pairs.empty()) continue;
+  int done = 0;  // pairs of the step so far on this shard
+  int64_t tokens = 0;
+  for (size_t m = 0; m < micro.size(); ++m) {
+    const std::span<const uint32_t> pairs = shard.of(micro[m]);
     const int P = static_cast<int>(pairs.size());
-    reference_logps_.upload(reference_logps(model, pairs));
     const PackedBatch host = prompts(pairs);
-    DeviceBatch batch(ctx.device(), host, model.config());
+    DeviceBatch batch(ctx_.device(), host, model.config());
+    load_pairs(pairs, host);
+    if (!reference_precomputed()) {  // the same model without its adapters
+      ForwardOptions reference;
+      reference.use_adapters = false;
+      model.forward(batch, reference);
+      if (P > 0) candidate_logps(model, P, batch_reference_.data());
+    }
     const uint64_t stream = (static_cast<uint64_t>(step) << 24) ^ (m << 4) ^ 7u;
     const bool dropout = !stage_.objective.dpo.disable_dropout;
     model.forward(batch, {AttentionMask::kCausal, dropout, config_.run.seed ^ stream});
-    candidate_logps(model, host, batch, pairs, logps_.data());
-    dpo_loss(ctx, losses_.data(), dpolicy_.data(), metrics_.data(), logps_.data(),
-             reference_logps_.data(), P, K_, params_, scale);
-    float* item_rows_gradient =
-        model.weight_gradients().wte + static_cast<size_t>(kFirstItemToken) * C;
-    candidate_logprobs_backward(ctx, drows_.data(), item_rows_gradient, dpolicy_.data(),
-                                lse_.data(), rows_.data(),
-                                model.weights().wte + static_cast<size_t>(kFirstItemToken) * C,
-                                candidates_device_.data(), P, C, num_items_, K_);
-    // ∂L/∂hidden: the pairs' rows at their last positions, zero elsewhere.
-    std::vector<float> drows(static_cast<size_t>(P) * C);
-    copy_bytes(drows.data(), Device::kCpu, drows_.data(), ctx.device(),
-               drows.size() * sizeof(float));
-    std::vector<float> dhidden(static_cast<size_t>(batch.num_tokens()) * C, 0.0f);
-    for (int b = 0; b < P; ++b) {
-      std::copy_n(drows.begin() + static_cast<size_t>(b) * C, C,
-                  dhidden.begin() + static_cast<size_t>(host.offsets[b + 1] - 1) * C);
+    if (P > 0) {
+      float* logps = logps_.data() + static_cast<size_t>(done) * K_;
+      candidate_logps(model, P, logps);
+      dpo_loss(ctx_, losses_.data() + done, dpolicy_.data(),
+               metrics_.data() + static_cast<size_t>(done) * kDpoNumMetrics, logps,
+               batch_reference_.data(), P, K_, params_, scale);
+      candidate_logprobs_backward(ctx_, drows_.data(), model.item_row_gradients(),
+                                  dpolicy_.data(), lse_.data(), rows_.data(), model.item_rows(),
+                                  batch_candidates_.data(), P, C, num_items_, K_);
+      scatter_rows(ctx_, model.hidden_gradient(), drows_.data(), last_rows_.data(), P,
+                   batch.num_tokens(), C);
     }
-    copy_bytes(model.hidden_gradient(), ctx.device(), dhidden.data(), Device::kCpu,
-               dhidden.size() * sizeof(float));
-    model.backward(batch);
-    std::vector<float> losses(P), metrics(static_cast<size_t>(P) * kDpoNumMetrics),
-        logps(static_cast<size_t>(P) * K_);
-    copy_bytes(losses.data(), Device::kCpu, losses_.data(), ctx.device(), P * sizeof(float));
-    copy_bytes(metrics.data(), Device::kCpu, metrics_.data(), ctx.device(),
-               metrics.size() * sizeof(float));
-    copy_bytes(logps.data(), Device::kCpu, logps_.data(), ctx.device(),
-               logps.size() * sizeof(float));
-    for (int b = 0; b < P; ++b) {
-      loss += losses[b];
-      for (int k = 0; k < kDpoNumMetrics; ++k) sums[k] += metrics[b * kDpoNumMetrics + k];
-      logp_chosen += logps[b * K_];
-      for (int k = 1; k < K_; ++k) logp_rejected += logps[b * K_ + k] / (K_ - 1);
-    }
-    result.tokens += batch.num_tokens();
+    model.backward(batch, m + 1 == micro.size());
+    done += P;
+    tokens += batch.num_tokens();
+  }
+  StepLosses result = step_losses(done, total);
+  result.tokens = tokens;
+  return result;
+}
+
+// Means over the step's pairs of the loss, the rewards and the log-probabilities (the rejected
+// ones averaged over the K − 1 first).
+StepLosses DpoStage::step_losses(int pairs, size_t total) const {
+  std::vector<float> losses(pairs), metrics(static_cast<size_t>(pairs) * kDpoNumMetrics),
+      logps(static_cast<size_t>(pairs) * K_);
+  copy_bytes(losses.data(), Device::kCpu, losses_.data(), ctx_.device(), pairs * sizeof(float));
+  copy_bytes(metrics.data(), Device::kCpu, metrics_.data(), ctx_.device(),
+             metrics.size() * sizeof(float));
+  copy_bytes(logps.data(), Device::kCpu, logps_.data(), ctx_.device(),
+             logps.size() * sizeof(float));
+  double loss = 0.0, sums[kDpoNumMetrics] = {}, logp_chosen = 0.0, logp_rejected = 0.0;
+  for (int b = 0; b < pairs; ++b) {
+    loss += losses[b];
+    for (int k = 0; k < kDpoNumMetrics; ++k) sums[k] += metrics[b * kDpoNumMetrics + k];
+    logp_chosen += logps[b * K_];
+    for (int k = 1; k < K_; ++k) logp_rejected += logps[b * K_ + k] / (K_ - 1);
   }
   const double n = static_cast<double>(total);
+  StepLosses result;
   result.loss = loss / n;
   result.parts = {{"rewards/chosen", sums[kDpoRewardChosen] / n},
                   {"rewards/rejected", sums[kDpoRewardRejected] / n},
@@ -271,8 +253,7 @@ nlohmann::json DpoStage::final_report(Decoder<float>& model) {
                  {"beta", params_.beta},
                  {"train_pairs", pairs_.size()},
                  {"candidates_per_pair", K_},
-                 {"reference", stage_.objective.dpo.precompute_reference ? "precomputed"
-                                                                         : "adapters disabled"}});
+                 {"reference", reference_precomputed() ? "precomputed" : "adapters disabled"}});
   return result;
 }
 

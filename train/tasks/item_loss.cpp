@@ -43,6 +43,15 @@ ItemLoss::ItemLoss(const Context& ctx, ItemLossConfig config, int32_t num_items,
   log_q_positive_ = Buffer<float>(ctx.device(), max_tokens);
 }
 
+// A batch whose targets all are ignored has loss 0 and ∂L/∂hidden 0.
+double ItemLoss::nothing_counts(Decoder<float>& model, int N, bool backward) const {
+  if (backward) {
+    zero_bytes(ctx_, model.hidden_gradient(),
+               static_cast<size_t>(N) * model.config().d_model * sizeof(float));
+  }
+  return 0.0;
+}
+
 float ItemLoss::k_weight(int k) const {
   return config_.k_weights.empty() ? 1.0f : config_.k_weights.at(k);
 }
@@ -67,7 +76,7 @@ double ItemLoss::full_softmax(Decoder<float>& model, const ObjectiveBatch& batch
                               float gradient_scale, bool backward) {
   const int N = batch.inputs.num_tokens(), C = model.config().d_model;
   const double count = weighted_count(batch);
-  if (N == 0 || count == 0.0) return 0.0;
+  if (N == 0 || count == 0.0) return nothing_counts(model, N, backward);
   RECFORGE_CHECK(batch.K <= kMaxTargets, "at most ", kMaxTargets, " targets per position");
   TargetWeights weights;
   weights.K = batch.K;
@@ -85,11 +94,10 @@ double ItemLoss::full_softmax(Decoder<float>& model, const ObjectiveBatch& batch
     scale(ctx_, scaled_hidden_.data(), static_cast<int64_t>(N) * C, inv_t);
     hidden = scaled_hidden_.data();
   }
-  const int64_t item_rows = static_cast<int64_t>(kFirstItemToken) * C;
   float* dhidden = backward ? model.hidden_gradient() : nullptr;
-  float* dwte = backward ? model.weight_gradients().wte + item_rows : nullptr;
-  classifier_forward_backward(ctx_, losses_.data(), dhidden, dwte, hidden,
-                              model.weights().wte + item_rows, targets_.data(), weights, N, C,
+  float* ditems = backward ? model.item_row_gradients() : nullptr;
+  classifier_forward_backward(ctx_, losses_.data(), dhidden, ditems, hidden, model.item_rows(),
+                              targets_.data(), weights, N, C,
                               num_items_, static_cast<float>(gradient_scale / count), kIgnoreIndex);
   if (backward && config_.temperature != 1.0f) {
     scale(ctx_, dhidden, static_cast<int64_t>(N) * C, inv_t);
@@ -120,7 +128,7 @@ double ItemLoss::sampled_softmax(Decoder<float>& model, const ObjectiveBatch& ba
   RECFORGE_CHECK(batch.K == 1, "sampled softmax supports one target per position (next_k = 1)");
   const int N = batch.inputs.num_tokens(), C = model.config().d_model, P = config_.negatives;
   const double count = weighted_count(batch);
-  if (N == 0 || count == 0.0) return 0.0;
+  if (N == 0 || count == 0.0) return nothing_counts(model, N, backward);
   std::vector<int32_t> negatives = draw_negatives(seed, stream);
   std::vector<float> log_q_negative(P), log_q_positive(N, 0.0f);
   for (int j = 0; j < P; ++j) log_q_negative[j] = log_q_[negatives[j]];
@@ -131,10 +139,9 @@ double ItemLoss::sampled_softmax(Decoder<float>& model, const ObjectiveBatch& ba
   negatives_.upload(negatives);
   log_q_negative_.upload(log_q_negative);
   log_q_positive_.upload(log_q_positive);
-  const int64_t item_rows = static_cast<int64_t>(kFirstItemToken) * C;
   SampledSoftmaxInputs<float> in;
   in.hidden = model.hidden();
-  in.wte = model.weights().wte + item_rows;
+  in.wte = model.item_rows();
   in.positives = targets_.data();
   in.negatives = negatives_.data();
   in.log_q_positive = log_q_positive_.data();
@@ -147,7 +154,7 @@ double ItemLoss::sampled_softmax(Decoder<float>& model, const ObjectiveBatch& ba
   in.ignore_index = kIgnoreIndex;
   sampled_softmax_forward_backward(ctx_, losses_.data(),
                                    backward ? model.hidden_gradient() : nullptr,
-                                   backward ? model.weight_gradients().wte + item_rows : nullptr,
+                                   backward ? model.item_row_gradients() : nullptr,
                                    in, static_cast<float>(gradient_scale / count));
   std::vector<float> losses = losses_.download();
   return std::accumulate(losses.begin(), losses.begin() + N, 0.0) / count;

@@ -6,8 +6,9 @@
 //
 // Normalization: with targets t_nk and per-k weights w_k, the loss is
 //   L = Σ_{n,k valid} w_k · CE(n, t_nk) / Σ_{n,k valid} w_k,
-// and backward() writes gradient_scale · ∂L/∂hidden into the model's hidden_gradient() and adds
-// gradient_scale · ∂L/∂wte into its gradients.
+// and compute(..., backward = true) writes gradient_scale · ∂L/∂hidden into the model's
+// hidden_gradient() and adds gradient_scale · ∂L/∂(item rows) into its gradients
+// (Decoder::item_row_gradients).
 #pragma once
 
 #include <cstdint>
@@ -46,6 +47,7 @@ class ItemLoss {
                       bool backward);
   double sampled_softmax(Decoder<float>& model, const ObjectiveBatch& batch, float gradient_scale,
                          bool backward, uint64_t seed, uint64_t stream);
+  double nothing_counts(Decoder<float>& model, int N, bool backward) const;
   std::vector<int32_t> draw_negatives(uint64_t seed, uint64_t stream) const;
   float k_weight(int k) const;
 

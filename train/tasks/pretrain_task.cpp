@@ -4,20 +4,18 @@
 
 #include "kernels/check.h"
 #include "model/vocabulary.h"
-#include "train/eval/evaluation.h"
 #include "train/tasks/objectives.h"
 
 namespace recforge {
 namespace {
 
-namespace fs = std::filesystem;
-
-bool uses_nbp(const ObjectiveSection& objective) { return objective.type != "mbp"; }
-bool uses_mbp(const ObjectiveSection& objective) { return objective.type != "nbp"; }
+bool uses_nbp(const ObjectiveSection& objective) { return objective.type != ObjectiveType::kMbp; }
+bool uses_mbp(const ObjectiveSection& objective) { return objective.type != ObjectiveType::kNbp; }
 
 ItemLossConfig item_loss_config(const ObjectiveSection& objective, std::vector<float> k_weights) {
-  return {objective.loss == "sampled_softmax", objective.negatives,
-          objective.sampling == "popularity", objective.temperature, std::move(k_weights)};
+  return {objective.loss == ItemLossType::kSampledSoftmax, objective.negatives,
+          objective.sampling == NegativeSampling::kPopularity, objective.temperature,
+          std::move(k_weights)};
 }
 
 // Activations for a training micro-batch (windows of max_len + 1 items) or an evaluation batch.
@@ -29,98 +27,6 @@ int pretrain_max_tokens(const RunConfig& config, const StageSection& stage) {
 }
 
 }  // namespace
-
-NextItemEvaluator::NextItemEvaluator(const RunConfig& config, const StageSection& stage,
-                                     const Dataset& data, const LeaveOneOutSplit& split,
-                                     std::vector<int32_t> prompt, bool masked,
-                                     const Distributed& distributed)
-    : config_(config),
-      stage_(stage),
-      data_(data),
-      train_counts_(split.train_item_counts()),
-      prompt_(std::move(prompt)),
-      masked_(masked),
-      distributed_(distributed),
-      valid_(evaluation_cases(data, split, Split::kValid, stage.eval.exclude_history)),
-      test_(evaluation_cases(data, split, Split::kTest, stage.eval.exclude_history)) {}
-
-namespace {
-
-// Every world_size-th element from `rank` on.
-template <typename T>
-std::vector<T> every_nth(const std::vector<T>& all, const DataShard& shard) {
-  std::vector<T> mine;
-  for (size_t i = shard.rank; i < all.size(); i += shard.world_size) mine.push_back(all[i]);
-  return mine;
-}
-
-}  // namespace
-
-RankingMetrics NextItemEvaluator::evaluate(Decoder<float>& model, Split which,
-                                           const std::string& protocol) {
-  const EvalCases& all = which == Split::kValid ? valid_ : test_;
-  EvalOptions options;
-  options.ks = stage_.eval.ks;
-  options.batch_size = stage_.eval.batch_size;
-  options.masked = masked_;
-  options.prompt = prompt_;
-  const DataShard& shard = distributed_.shard;
-  const std::vector<EvalCase> cases = every_nth(all.cases, shard);
-  auto summed = [&](RankingMetrics local) {
-    if (!distributed_.parallel()) return local;
-    std::vector<double> sums = local.sums();
-    distributed_.sum(sums);
-    RankingMetrics total(stage_.eval.ks);
-    total.add_sums(sums);
-    return total;
-  };
-  if (protocol == "full") {
-    return summed(evaluate_full_ranking(model, data_.num_items(), cases, options));
-  }
-  const std::string name = which == Split::kValid ? "valid" : "test";
-  const fs::path file =
-      fs::path(config_.run.output_dir) / ("negatives-" + stage_.name + "-" + name + ".txt");
-  std::vector<std::vector<int32_t>> negatives;
-  if (fs::exists(file)) {
-    negatives = load_negatives(file);
-  } else {
-    std::span<const int64_t> popularity;
-    if (stage_.eval.sampled_by == "popularity") popularity = train_counts_;
-    negatives = sample_eval_negatives(all.cases, all.user_items, data_.num_items(),
-                                      stage_.eval.sampled_negatives, popularity,
-                                      config_.run.seed + (which == Split::kTest));
-    if (distributed_.writes_files()) save_negatives(file, negatives);
-  }
-  return summed(evaluate_sampled(model, cases, every_nth(negatives, shard), options));
-}
-
-Metrics NextItemEvaluator::evaluate(Decoder<float>& model, Split which) {
-  return evaluate(model, which, stage_.eval.protocol).as_map("");
-}
-
-nlohmann::json NextItemEvaluator::final_report(Decoder<float>& model) {
-  nlohmann::json result = {{"num_items", data_.num_items()},
-                           {"num_test_users", test_.cases.size()}};
-  result["full_ranking_setting"] =
-      stage_.eval.exclude_history
-          ? "full ranking over all items, each user's earlier items excluded from the ranking"
-          : "full ranking over all items, nothing excluded";
-  for (Split which : {Split::kValid, Split::kTest}) {
-    const std::string name = which == Split::kValid ? "valid" : "test";
-    for (const auto& [k, v] : evaluate(model, which, "full").as_map(name)) result[k] = v;
-    for (const auto& [k, v] : evaluate(model, which, "sampled").as_map(name + "_sampled")) {
-      result[k] = v;
-    }
-  }
-  result["sampled_setting"] = std::to_string(stage_.eval.sampled_negatives) + " " +
-                              stage_.eval.sampled_by +
-                              " negatives per user, never an item of the user, seeded and saved";
-  return result;
-}
-
-nlohmann::json NextItemEvaluator::inference_state() const {
-  return {{"inference", masked_ ? "masked" : "causal"}, {"prompt", prompt_}};
-}
 
 PretrainTask::PretrainTask(const RunConfig& config, const StageSection& stage, const Context& ctx,
                            const Dataset& data, const LeaveOneOutSplit& split,
@@ -155,24 +61,21 @@ uint64_t PretrainTask::stream_of(int64_t step, size_t micro, int pass) const {
 
 // L = L_MBP + λ·L_NBP, each averaged over the step's micro-batches. A shard's losses are scaled
 // by its share of the micro-batch's counted targets, so the shards add up to the whole.
-StepLosses PretrainTask::train_step(Decoder<float>& model,
-                                    const std::vector<std::span<const uint32_t>>& micro_batches,
-                                    int64_t step, const DataShard& shard) {
-  const ObjectiveSection& objective = stage_.objective;
-  const float share = 1.0f / static_cast<float>(micro_batches.size());
-  const float nbp_weight = uses_mbp(objective) ? objective.lambda : 1.0f;
+StepLosses PretrainTask::forward_backward(Decoder<float>& model, std::span<const MicroBatch> micro,
+                                          int64_t step, const DataShard& shard) {
+  const float share = 1.0f / static_cast<float>(micro.size());
+  const float nbp_weight = mbp_loss_ ? stage_.objective.lambda : 1.0f;
   double loss_mbp = 0.0, loss_nbp = 0.0;
   StepLosses result;
-  for (size_t m = 0; m < micro_batches.size(); ++m) {
-    const std::span<const uint32_t> examples = shard.of(micro_batches[m]);
-    if (examples.empty()) continue;
+  for (size_t m = 0; m < micro.size(); ++m) {
+    const bool last_micro = m + 1 == micro.size();
     if (nbp_loss_) {
-      loss_nbp += share * next_items_pass(model, micro_batches[m], shard, step, m,
-                                          share * nbp_weight, result.tokens);
+      const Pass pass{micro[m], m, step, share * nbp_weight, last_micro && !mbp_loss_};
+      loss_nbp += share * next_items_pass(model, pass, shard, result.tokens);
     }
     if (mbp_loss_) {
-      loss_mbp +=
-          share * masked_items_pass(model, micro_batches[m], shard, step, m, share, result.tokens);
+      const Pass pass{micro[m], m, step, share, last_micro};
+      loss_mbp += share * masked_items_pass(model, pass, shard, result.tokens);
     }
   }
   result.loss = (mbp_loss_ ? loss_mbp : 0.0) + (nbp_loss_ ? nbp_weight * loss_nbp : 0.0);
@@ -193,54 +96,52 @@ std::vector<ItemSequence> PretrainTask::sequences(std::span<const uint32_t> wind
   return result;
 }
 
+double PretrainTask::run_pass(Decoder<float>& model, ItemLoss& loss, const ObjectiveBatch& batch,
+                              const Pass& pass, AttentionMask mask, int stream, double part,
+                              int64_t& tokens) {
+  DeviceBatch device_batch(model.context().device(), batch.inputs, model.config());
+  const uint64_t seed = config_.run.seed;
+  model.forward(device_batch, {mask, true, seed ^ stream_of(pass.step, pass.m, stream)});
+  const double value = loss.compute(model, batch, static_cast<float>(pass.scale * part), true,
+                                    seed, stream_of(pass.step, pass.m, stream + 2));
+  model.backward(device_batch, pass.last_of_step);
+  tokens += batch.inputs.num_tokens();
+  return value * part;
+}
+
 // The shard's part of one micro-batch's NBP loss (its counted targets over the micro-batch's).
-double PretrainTask::next_items_pass(Decoder<float>& model, std::span<const uint32_t> micro,
-                                     const DataShard& shard, int64_t step, size_t m, float scale,
-                                     int64_t& tokens) {
+double PretrainTask::next_items_pass(Decoder<float>& model, const Pass& pass,
+                                     const DataShard& shard, int64_t& tokens) {
   const int K = stage_.objective.next_k, max_len = config_.data.max_len;
-  const ObjectiveBatch batch = make_next_items_batch(sequences(shard.of(micro), false), K, max_len);
+  const ObjectiveBatch batch =
+      make_next_items_batch(sequences(shard.of(pass.micro), false), K, max_len);
   const double local = nbp_loss_->weighted_count(batch);
   const double whole =
       shard.world_size == 1
           ? local
-          : nbp_loss_->weighted_count(make_next_items_batch(sequences(micro, false), K, max_len));
-  if (local == 0.0) return 0.0;
-  const double part = local / whole;
-  DeviceBatch device_batch(model.context().device(), batch.inputs, model.config());
-  const uint64_t seed = config_.run.seed;
-  model.forward(device_batch, {AttentionMask::kCausal, true, seed ^ stream_of(step, m, 0)});
-  const double loss = nbp_loss_->compute(model, batch, static_cast<float>(scale * part), true, seed,
-                                         stream_of(step, m, 2));
-  model.backward(device_batch);
-  tokens += batch.inputs.num_tokens();
-  return loss * part;
+          : nbp_loss_->weighted_count(make_next_items_batch(sequences(pass.micro, false), K, max_len));
+  const double part = local > 0.0 ? local / whole : 0.0;
+  return run_pass(model, *nbp_loss_, batch, pass, AttentionMask::kCausal, 0, part, tokens);
 }
 
 // The shard's part of one micro-batch's MBP loss; masks are keyed by each sequence's index in the
 // whole micro-batch, so they do not depend on the number of ranks.
-double PretrainTask::masked_items_pass(Decoder<float>& model, std::span<const uint32_t> micro,
-                                       const DataShard& shard, int64_t step, size_t m, float scale,
-                                       int64_t& tokens) {
+double PretrainTask::masked_items_pass(Decoder<float>& model, const Pass& pass,
+                                       const DataShard& shard, int64_t& tokens) {
   const ObjectiveSection& objective = stage_.objective;
   const int max_len = config_.data.max_len;
-  const uint64_t seed = config_.run.seed;
+  const uint64_t seed = config_.run.seed, stream = stream_of(pass.step, pass.m, 1);
   const ObjectiveBatch batch =
-      make_masked_items_batch(sequences(shard.of(micro), true), objective.mask_ratio, max_len, seed,
-                              stream_of(step, m, 1), shard.begin(micro.size()));
+      make_masked_items_batch(sequences(shard.of(pass.micro), true), objective.mask_ratio, max_len,
+                              seed, stream, shard.begin(pass.micro.size()));
   const double local = mbp_loss_->weighted_count(batch);
-  const double whole = shard.world_size == 1 ? local
-                                             : mbp_loss_->weighted_count(make_masked_items_batch(
-                                                   sequences(micro, true), objective.mask_ratio,
-                                                   max_len, seed, stream_of(step, m, 1)));
-  if (local == 0.0) return 0.0;
-  const double part = local / whole;
-  DeviceBatch device_batch(model.context().device(), batch.inputs, model.config());
-  model.forward(device_batch, {AttentionMask::kBidirectional, true, seed ^ stream_of(step, m, 1)});
-  const double loss = mbp_loss_->compute(model, batch, static_cast<float>(scale * part), true, seed,
-                                         stream_of(step, m, 3));
-  model.backward(device_batch);
-  tokens += batch.inputs.num_tokens();
-  return loss * part;
+  const double whole =
+      shard.world_size == 1
+          ? local
+          : mbp_loss_->weighted_count(make_masked_items_batch(
+                sequences(pass.micro, true), objective.mask_ratio, max_len, seed, stream));
+  const double part = local > 0.0 ? local / whole : 0.0;
+  return run_pass(model, *mbp_loss_, batch, pass, AttentionMask::kBidirectional, 1, part, tokens);
 }
 
 }  // namespace recforge

@@ -12,7 +12,9 @@ namespace recforge {
 namespace {
 
 EventSplit event_split(const RunConfig& config, const Dataset& data) {
-  if (config.data.split == "chronological") return EventSplit::chronological(data, {});
+  if (config.data.split == SplitProtocol::kChronological) {
+    return EventSplit::chronological(data, {});
+  }
   return EventSplit::leave_one_out(data);
 }
 
@@ -35,13 +37,13 @@ SftStage::SftStage(const RunConfig& config, const StageSection& stage, const Con
                    const Distributed& distributed)
     : config_(config),
       stage_(stage),
-      task_(parse_sft_task(stage.objective.task)),
+      task_(stage.objective.task),
       events_(event_split(config, data)),
       train_(build_sft_examples(task_, events_, SplitPart::kTrain, sft_options(config, stage))),
       losses_(ctx.device(), static_cast<size_t>(max_tokens())) {
   const SftOptions options = sft_options(config, stage);
   if (task_ == SftTask::kNextItem) {
-    RECFORGE_CHECK(config.data.split == "leave_one_out", "stage ", stage.name,
+    RECFORGE_CHECK(config.data.split == SplitProtocol::kLeaveOneOut, "stage ", stage.name,
                    ": the next_item task is evaluated by ranking on the leave-one-out split");
     ranking_.emplace(config, stage, data, split, next_item_prompt(), false, distributed);
   } else {
@@ -58,37 +60,40 @@ int SftStage::max_tokens() const {
 }
 
 // Σ over the step's answers of −log p(answer | prompt), divided by the number of answers.
-StepLosses SftStage::train_step(Decoder<float>& model,
-                                const std::vector<std::span<const uint32_t>>& micro_batches,
-                                int64_t step, const DataShard& shard) {
-  const Context& ctx = model.context();
-  const ModelConfig& mc = model.config();
+StepLosses SftStage::forward_backward(Decoder<float>& model, std::span<const MicroBatch> micro,
+                                      int64_t step, const DataShard& shard) {
   size_t answers = 0;
-  for (const auto& micro : micro_batches) answers += micro.size();
+  for (const MicroBatch& batch : micro) answers += batch.size();
   const float scale = 1.0f / static_cast<float>(answers);
   StepLosses result;
   double sum = 0.0;
-  for (size_t m = 0; m < micro_batches.size(); ++m) {
-    const std::span<const uint32_t> examples = shard.of(micro_batches[m]);
-    if (examples.empty()) continue;
+  for (size_t m = 0; m < micro.size(); ++m) {
     PackedBatch host = empty_batch();
-    for (uint32_t e : examples) append_example(host, train_[e], config_.data.max_len);
-    DeviceBatch batch(ctx.device(), host, mc);
+    for (uint32_t e : shard.of(micro[m])) append_example(host, train_[e], config_.data.max_len);
+    DeviceBatch batch(model.context().device(), host, model.config());
     const uint64_t stream = (static_cast<uint64_t>(step) << 24) ^ (m << 4) ^ 5u;
     model.forward(batch, {AttentionMask::kCausal, true, config_.run.seed ^ stream});
-    const int N = batch.num_tokens();
-    zero_bytes(ctx, model.hidden_gradient(), static_cast<size_t>(N) * mc.d_model * sizeof(float));
-    classifier_forward_backward(ctx, losses_.data(), model.hidden_gradient(),
-                                model.weight_gradients().wte, model.hidden(), model.weights().wte,
-                                batch.targets(), N, mc.d_model, mc.vocab_size, scale);
-    std::vector<float> losses(N);
-    copy_bytes(losses.data(), Device::kCpu, losses_.data(), ctx.device(), N * sizeof(float));
-    for (float loss : losses) sum += loss;
-    model.backward(batch);
-    result.tokens += N;
+    add_answer_losses(model, batch, scale, sum);
+    model.backward(batch, m + 1 == micro.size());
+    result.tokens += batch.num_tokens();
   }
   result.loss = sum / static_cast<double>(answers);
   return result;
+}
+
+void SftStage::add_answer_losses(Decoder<float>& model, const DeviceBatch& batch, float scale,
+                                 double& sum) {
+  const Context& ctx = model.context();
+  const ModelConfig& mc = model.config();
+  const int N = batch.num_tokens();
+  if (N == 0) return;
+  zero_bytes(ctx, model.hidden_gradient(), static_cast<size_t>(N) * mc.d_model * sizeof(float));
+  classifier_forward_backward(ctx, losses_.data(), model.hidden_gradient(),
+                              model.weight_gradients().wte, model.hidden(), model.weights().wte,
+                              batch.targets(), N, mc.d_model, mc.vocab_size, scale);
+  std::vector<float> losses(N);
+  copy_bytes(losses.data(), Device::kCpu, losses_.data(), ctx.device(), N * sizeof(float));
+  for (float loss : losses) sum += loss;
 }
 
 std::vector<float> SftStage::answer_logits(Decoder<float>& model,
@@ -97,7 +102,7 @@ std::vector<float> SftStage::answer_logits(Decoder<float>& model,
   const ModelConfig& mc = model.config();
   const int C = mc.d_model;
   std::vector<float> special(static_cast<size_t>(kFirstItemToken) * C);
-  copy_bytes(special.data(), Device::kCpu, model.weights().wte, ctx.device(),
+  copy_bytes(special.data(), Device::kCpu, model.special_rows(), ctx.device(),
              special.size() * sizeof(float));
   std::vector<float> logits(examples.size() * kFirstItemToken);
   const size_t batch_size = static_cast<size_t>(stage_.eval.batch_size);
@@ -147,8 +152,8 @@ Metrics SftStage::evaluate(Decoder<float>& model, Split which) {
 }
 
 nlohmann::json SftStage::final_report(Decoder<float>& model) {
-  nlohmann::json result = {{"task", sft_task_name(task_)},
-                           {"split", config_.data.split},
+  nlohmann::json result = {{"task", name_of(task_)},
+                           {"split", name_of(config_.data.split)},
                            {"train_examples", train_.size()}};
   if (ranking_) {
     result.update(ranking_->final_report(model));
@@ -165,7 +170,7 @@ nlohmann::json SftStage::final_report(Decoder<float>& model) {
 nlohmann::json SftStage::inference_state() const {
   if (ranking_) return ranking_->inference_state();
   return {
-      {"inference", "causal"}, {"task", sft_task_name(task_)}, {"prompt", nlohmann::json::array()}};
+      {"inference", "causal"}, {"task", name_of(task_)}, {"prompt", nlohmann::json::array()}};
 }
 
 }  // namespace recforge

@@ -16,7 +16,7 @@
 
 #include "train/config/config.h"
 #include "train/data/event_split.h"
-#include "train/tasks/pretrain_task.h"
+#include "train/eval/next_item_evaluator.h"
 #include "train/tasks/sft_tasks.h"
 #include "train/tasks/stage_task.h"
 
@@ -32,14 +32,17 @@ class SftStage : public StageTask {
     return static_cast<int32_t>(train_[example].prompt.size());
   }
   int max_tokens() const override;
-  StepLosses train_step(Decoder<float>& model,
-                        const std::vector<std::span<const uint32_t>>& micro_batches, int64_t step,
-                        const DataShard& shard) override;
+  StepLosses forward_backward(Decoder<float>& model, std::span<const MicroBatch> micro,
+                              int64_t step, const DataShard& shard) override;
   Metrics evaluate(Decoder<float>& model, Split which) override;
   nlohmann::json final_report(Decoder<float>& model) override;
   nlohmann::json inference_state() const override;
 
  private:
+  // Adds the batch's answers' −log p(answer | prompt) to `sum`, writes scale · ∂L/∂hidden and
+  // accumulates scale · ∂L/∂wte; an empty batch adds nothing.
+  void add_answer_losses(Decoder<float>& model, const DeviceBatch& batch, float scale,
+                         double& sum);
   // The logits of the 16 special tokens at each example's answer position [examples, 16].
   std::vector<float> answer_logits(Decoder<float>& model, const std::vector<SftExample>& examples);
   Metrics score(Decoder<float>& model, const std::vector<SftExample>& examples);

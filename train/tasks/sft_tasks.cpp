@@ -77,25 +77,6 @@ void require_ratings(const Dataset& data, const char* task) {
 
 }  // namespace
 
-SftTask parse_sft_task(std::string_view name) {
-  if (name == "next_item") return SftTask::kNextItem;
-  if (name == "preference") return SftTask::kPreference;
-  if (name == "rating") return SftTask::kRating;
-  throw Error(concat("unknown SFT task \"", name, "\" (expected next_item, preference or rating)"));
-}
-
-const char* sft_task_name(SftTask task) {
-  switch (task) {
-    case SftTask::kNextItem:
-      return "next_item";
-    case SftTask::kPreference:
-      return "preference";
-    case SftTask::kRating:
-      return "rating";
-  }
-  return "?";
-}
-
 std::vector<SftExample> build_next_item_examples(const EventSplit& split, SplitPart part,
                                                  const SftOptions& options) {
   const Dataset& data = split.dataset();

@@ -28,19 +28,13 @@
 #pragma once
 
 #include <cstdint>
-#include <string_view>
 #include <vector>
 
 #include "model/batch.h"
+#include "train/config/config.h"
 #include "train/data/event_split.h"
 
 namespace recforge {
-
-enum class SftTask { kNextItem, kPreference, kRating };
-
-// "next_item" | "preference" | "rating"; anything else throws.
-SftTask parse_sft_task(std::string_view name);
-const char* sft_task_name(SftTask task);
 
 struct SftExample {
   std::vector<int32_t> prompt;  // tokens, task token first, at most max_len of them

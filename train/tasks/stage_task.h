@@ -4,57 +4,35 @@
 //
 // A task owns its training examples (windows, prompts, preference pairs) and knows how many tokens
 // each takes; the trainer orders them (a seeded shuffle per epoch) and cuts micro-batches; the
-// task turns the micro-batches of one optimizer step into a loss with the gradients accumulated
-// in the model, and evaluates the model on the validation or test part.
+// task runs the forward and backward passes of one optimizer step's micro-batches, and evaluates
+// the model on the validation or test part.
 #pragma once
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "model/decoder.h"
-#include "train/dist/communicator.h"
+#include "train/config/config.h"
+#include "train/data/dataset.h"
 #include "train/data/split.h"
+#include "train/dist/data_parallel.h"
 
 namespace recforge {
 
 using Metrics = std::map<std::string, double>;
 
-// The part of every micro-batch this process trains in data-parallel training: a contiguous
-// block of its examples (rank r of W takes [n·r/W, n·(r+1)/W)). Losses are normalised by the
-// counts of the whole micro-batches, so the ranks' gradients add up to the one-process gradient.
-struct DataShard {
-  int rank = 0;
-  int world_size = 1;
-
-  size_t begin(size_t n) const { return n * rank / world_size; }
-  std::span<const uint32_t> of(std::span<const uint32_t> micro) const {
-    const size_t first = begin(micro.size()), last = micro.size() * (rank + 1) / world_size;
-    return micro.subspan(first, last - first);
-  }
-};
+// One micro-batch: indices of the task's examples.
+using MicroBatch = std::span<const uint32_t>;
 
 struct StepLosses {
   double loss = 0.0;     // the optimized loss of the step
   nlohmann::json parts;  // named parts and statistics, logged beside it (e.g. loss_mbp, rewards/…)
   int64_t tokens = 0;    // tokens processed, forward passes counted
-};
-
-// This process's place in data-parallel training: its shard of the data, the collectives, and
-// whether it writes files into the run directory (rank 0 only).
-struct Distributed {
-  DataShard shard;
-  Communicator* comm = nullptr;  // null: one process
-
-  bool writes_files() const { return shard.rank == 0; }
-  bool parallel() const { return shard.world_size > 1; }
-  // values become their sum over the ranks (host memory).
-  void sum(std::vector<double>& values) const {
-    if (parallel()) comm->all_reduce_sum_host(values.data(), values.size());
-  }
 };
 
 class StageTask {
@@ -67,21 +45,12 @@ class StageTask {
   virtual int max_tokens() const = 0;
 
   // Runs forward and backward over this process's shard of every micro-batch of one optimizer
-  // step (each a list of example indices); gradients accumulate in the model (zeroed by the
-  // trainer before). The losses returned are this shard's share of the step's (they add up
-  // across the ranks).
-  virtual StepLosses train_step(Decoder<float>& model,
-                                const std::vector<std::span<const uint32_t>>& micro_batches,
-                                int64_t step, const DataShard& shard) = 0;
-
-  // How many backward passes train_step runs at most for this shard (one per non-empty slice of
-  // a micro-batch and objective): the last of them may start reducing gradients as they finish.
-  virtual int backward_passes(const std::vector<std::span<const uint32_t>>& micro_batches,
-                              const DataShard& shard) const {
-    int passes = 0;
-    for (const auto& micro : micro_batches) passes += shard.of(micro).empty() ? 0 : 1;
-    return passes;
-  }
+  // step; gradients accumulate in the model (zeroed by the caller before). Every micro-batch
+  // takes its passes even when the shard is empty, and the very last backward is told it is the
+  // step's last (Decoder::backward), so the model starts the gradient reduction there. The losses
+  // returned are this shard's share of the step's (they add up across the ranks).
+  virtual StepLosses forward_backward(Decoder<float>& model, std::span<const MicroBatch> micro,
+                                      int64_t step, const DataShard& shard) = 0;
 
   // Called once before the first training step of the stage (and again after a resume).
   virtual void prepare(Decoder<float>&) {}
@@ -96,9 +65,10 @@ class StageTask {
   virtual nlohmann::json inference_state() const = 0;
 };
 
-// Whether a larger value of the metric is better (rmse and mae are errors).
-inline bool higher_is_better(const std::string& metric) {
-  return metric != "rmse" && metric != "mae";
-}
+// The task of config.stages[stage_index] (its objective.type) over `data`.
+std::unique_ptr<StageTask> make_stage_task(const RunConfig& config, size_t stage_index,
+                                           const Context& ctx, const Dataset& data,
+                                           const LeaveOneOutSplit& split,
+                                           const Distributed& distributed);
 
 }  // namespace recforge
