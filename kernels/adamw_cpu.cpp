@@ -1,6 +1,7 @@
 #include <cmath>
 
 #include "kernels/adamw.h"
+#include "kernels/dispatch.h"
 
 namespace recforge {
 
@@ -34,12 +35,12 @@ void adamw_update(const Context& ctx, float* params, const float* grads, float* 
   RECFORGE_CHECK(step >= 1, "adamw_update: step counts from 1, got ", step);
   RECFORGE_CHECK(num_decayed >= 0 && num_decayed <= n, "adamw_update: num_decayed ", num_decayed,
                  " outside [0, ", n, "]");
-  if constexpr (kWithCuda) {
-    if (ctx.on_cuda()) {
-      return cuda::adamw_update(ctx, params, grads, m, v, n, num_decayed, config, step, grad_scale);
-    }
-  }
-  cpu::adamw_update(params, grads, m, v, n, num_decayed, config, step, grad_scale);
+  dispatch(
+      ctx, "adamw_update",
+      [&](const auto& on) {
+        cuda::adamw_update(on, params, grads, m, v, n, num_decayed, config, step, grad_scale);
+      },
+      [&] { cpu::adamw_update(params, grads, m, v, n, num_decayed, config, step, grad_scale); });
 }
 
 }  // namespace recforge

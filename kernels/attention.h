@@ -23,6 +23,7 @@
 
 #include "kernels/bf16.h"
 #include "kernels/context.h"
+#include "kernels/dispatch.h"
 
 namespace recforge {
 
@@ -78,11 +79,10 @@ void attention_forward(const Context& ctx, A* out, T* lse, const A* qkv,
                        const PackedSequences& seqs, const AttentionShape& shape) {
   static_assert(kAttentionStorage<A, T>, "attention: storage must be T, or bf16 with T = float");
   validate_attention(seqs, shape);
-  if constexpr (kWithCuda && std::is_same_v<T, float>) {
-    if (ctx.on_cuda()) return cuda::attention_forward(ctx, out, lse, qkv, seqs, shape);
-  }
-  require_cpu(ctx, "attention_forward");
-  cpu::attention_forward(out, lse, qkv, seqs, shape);
+  dispatch<std::is_same_v<T, float>>(
+      ctx, "attention_forward",
+      [&](const auto& on) { cuda::attention_forward(on, out, lse, qkv, seqs, shape); },
+      [&] { cpu::attention_forward(out, lse, qkv, seqs, shape); });
 }
 
 template <typename A, typename T>
@@ -91,13 +91,12 @@ void attention_backward(const Context& ctx, A* dqkv, T* delta, const A* dout, co
                         const AttentionShape& shape) {
   static_assert(kAttentionStorage<A, T>, "attention: storage must be T, or bf16 with T = float");
   validate_attention(seqs, shape);
-  if constexpr (kWithCuda && std::is_same_v<T, float>) {
-    if (ctx.on_cuda()) {
-      return cuda::attention_backward(ctx, dqkv, delta, dout, qkv, out, lse, seqs, shape);
-    }
-  }
-  require_cpu(ctx, "attention_backward");
-  cpu::attention_backward(dqkv, delta, dout, qkv, out, lse, seqs, shape);
+  dispatch<std::is_same_v<T, float>>(
+      ctx, "attention_backward",
+      [&](const auto& on) {
+        cuda::attention_backward(on, dqkv, delta, dout, qkv, out, lse, seqs, shape);
+      },
+      [&] { cpu::attention_backward(dqkv, delta, dout, qkv, out, lse, seqs, shape); });
 }
 
 }  // namespace recforge

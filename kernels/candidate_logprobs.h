@@ -25,6 +25,7 @@
 #include <type_traits>
 
 #include "kernels/context.h"
+#include "kernels/dispatch.h"
 
 namespace recforge {
 
@@ -61,13 +62,12 @@ template <typename T>
 void candidate_logprobs_forward(const Context& ctx, T* logps, T* lse, const T* hidden, const T* wte,
                                 const int32_t* candidates, int N, int C, int V, int K) {
   check_candidate_logprobs_shape("candidate_logprobs_forward", N, C, V, K);
-  if constexpr (kWithCuda && std::is_same_v<T, float>) {
-    if (ctx.on_cuda()) {
-      return cuda::candidate_logprobs_forward(ctx, logps, lse, hidden, wte, candidates, N, C, V, K);
-    }
-  }
-  require_cpu(ctx, "candidate_logprobs_forward");
-  cpu::candidate_logprobs_forward(logps, lse, hidden, wte, candidates, N, C, V, K);
+  dispatch<std::is_same_v<T, float>>(
+      ctx, "candidate_logprobs_forward",
+      [&](const auto& on) {
+        cuda::candidate_logprobs_forward(on, logps, lse, hidden, wte, candidates, N, C, V, K);
+      },
+      [&] { cpu::candidate_logprobs_forward(logps, lse, hidden, wte, candidates, N, C, V, K); });
 }
 
 template <typename T>
@@ -77,14 +77,16 @@ void candidate_logprobs_backward(const Context& ctx, T* dhidden, T* dwte, const 
   check_candidate_logprobs_shape("candidate_logprobs_backward", N, C, V, K);
   RECFORGE_CHECK(dhidden != nullptr && dwte != nullptr,
                  "candidate_logprobs_backward: dhidden and dwte are required");
-  if constexpr (kWithCuda && std::is_same_v<T, float>) {
-    if (ctx.on_cuda()) {
-      return cuda::candidate_logprobs_backward(ctx, dhidden, dwte, dlogps, lse, hidden, wte,
-                                               candidates, N, C, V, K);
-    }
-  }
-  require_cpu(ctx, "candidate_logprobs_backward");
-  cpu::candidate_logprobs_backward(dhidden, dwte, dlogps, lse, hidden, wte, candidates, N, C, V, K);
+  dispatch<std::is_same_v<T, float>>(
+      ctx, "candidate_logprobs_backward",
+      [&](const auto& on) {
+        cuda::candidate_logprobs_backward(on, dhidden, dwte, dlogps, lse, hidden, wte, candidates,
+                                          N, C, V, K);
+      },
+      [&] {
+        cpu::candidate_logprobs_backward(dhidden, dwte, dlogps, lse, hidden, wte, candidates, N, C,
+                                         V, K);
+      });
 }
 
 }  // namespace recforge

@@ -28,6 +28,7 @@
 
 #include "kernels/context.h"
 #include "kernels/cross_entropy.h"
+#include "kernels/dispatch.h"
 
 namespace recforge {
 
@@ -72,15 +73,16 @@ void classifier_forward_backward(const Context& ctx, T* losses, T* dhidden, T* d
   RECFORGE_CHECK((dhidden == nullptr) == (dwte == nullptr),
                  "classifier_forward_backward: dhidden and dwte are computed together");
   check_target_weights(weights);
-  if constexpr (kWithCuda && std::is_same_v<T, float>) {
-    if (ctx.on_cuda()) {
-      return cuda::classifier_forward_backward(ctx, losses, dhidden, dwte, hidden, wte, targets,
-                                               weights, N, C, V, loss_scale, ignore_index);
-    }
-  }
-  require_cpu(ctx, "classifier_forward_backward");
-  cpu::classifier_forward_backward(losses, dhidden, dwte, hidden, wte, targets, weights, N, C, V,
-                                   loss_scale, ignore_index);
+  dispatch<std::is_same_v<T, float>>(
+      ctx, "classifier_forward_backward",
+      [&](const auto& on) {
+        cuda::classifier_forward_backward(on, losses, dhidden, dwte, hidden, wte, targets, weights,
+                                          N, C, V, loss_scale, ignore_index);
+      },
+      [&] {
+        cpu::classifier_forward_backward(losses, dhidden, dwte, hidden, wte, targets, weights, N, C,
+                                         V, loss_scale, ignore_index);
+      });
 }
 
 // One target per row (targets [N]), weight 1: next-token cross-entropy.

@@ -10,6 +10,7 @@
 
 #include "kernels/bf16.h"
 #include "kernels/context.h"
+#include "kernels/dispatch.h"
 
 namespace recforge {
 
@@ -27,18 +28,16 @@ void convert(const Context& ctx, float* dst, const bf16* src, int64_t n);
 
 inline void convert(const Context& ctx, bf16* dst, const float* src, int64_t n) {
   RECFORGE_CHECK(n >= 0, "convert: negative size ", n);
-  if constexpr (kWithCuda) {
-    if (ctx.on_cuda()) return cuda::convert(ctx, dst, src, n);
-  }
-  cpu::convert(dst, src, n);
+  dispatch(
+      ctx, "convert", [&](const auto& on) { cuda::convert(on, dst, src, n); },
+      [&] { cpu::convert(dst, src, n); });
 }
 
 inline void convert(const Context& ctx, float* dst, const bf16* src, int64_t n) {
   RECFORGE_CHECK(n >= 0, "convert: negative size ", n);
-  if constexpr (kWithCuda) {
-    if (ctx.on_cuda()) return cuda::convert(ctx, dst, src, n);
-  }
-  cpu::convert(dst, src, n);
+  dispatch(
+      ctx, "convert", [&](const auto& on) { cuda::convert(on, dst, src, n); },
+      [&] { cpu::convert(dst, src, n); });
 }
 
 }  // namespace recforge

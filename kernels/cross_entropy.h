@@ -11,6 +11,7 @@
 #include <type_traits>
 
 #include "kernels/context.h"
+#include "kernels/dispatch.h"
 
 namespace recforge {
 
@@ -37,14 +38,16 @@ void softmax_cross_entropy(const Context& ctx, T* losses, T* dlogits, const T* l
                            const int32_t* targets, int N, int V, T loss_scale,
                            int32_t ignore_index = kIgnoreIndex) {
   RECFORGE_CHECK(N >= 0 && V > 0, "softmax_cross_entropy: bad shape N=", N, " V=", V);
-  if constexpr (kWithCuda && std::is_same_v<T, float>) {
-    if (ctx.on_cuda()) {
-      return cuda::softmax_cross_entropy(ctx, losses, dlogits, logits, targets, N, V, loss_scale,
-                                         ignore_index);
-    }
-  }
-  require_cpu(ctx, "softmax_cross_entropy");
-  cpu::softmax_cross_entropy(losses, dlogits, logits, targets, N, V, loss_scale, ignore_index);
+  dispatch<std::is_same_v<T, float>>(
+      ctx, "softmax_cross_entropy",
+      [&](const auto& on) {
+        cuda::softmax_cross_entropy(on, losses, dlogits, logits, targets, N, V, loss_scale,
+                                    ignore_index);
+      },
+      [&] {
+        cpu::softmax_cross_entropy(losses, dlogits, logits, targets, N, V, loss_scale,
+                                   ignore_index);
+      });
 }
 
 }  // namespace recforge

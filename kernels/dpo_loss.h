@@ -32,6 +32,7 @@
 #include <type_traits>
 
 #include "kernels/context.h"
+#include "kernels/dispatch.h"
 #include "kernels/math.h"
 
 namespace recforge {
@@ -181,14 +182,14 @@ void dpo_loss(const Context& ctx, T* losses, T* dpolicy, T* metrics, const T* po
   RECFORGE_CHECK(N >= 0 && K >= 2, "dpo_loss: bad shape N=", N, " K=", K,
                  " (K counts the chosen candidate and at least one rejected one)");
   check_dpo_params(params);
-  if constexpr (kWithCuda && std::is_same_v<T, float>) {
-    if (ctx.on_cuda()) {
-      return cuda::dpo_loss(ctx, losses, dpolicy, metrics, policy, reference, N, K, params,
-                            loss_scale);
-    }
-  }
-  require_cpu(ctx, "dpo_loss");
-  cpu::dpo_loss(losses, dpolicy, metrics, policy, reference, N, K, params, loss_scale);
+  dispatch<std::is_same_v<T, float>>(
+      ctx, "dpo_loss",
+      [&](const auto& on) {
+        cuda::dpo_loss(on, losses, dpolicy, metrics, policy, reference, N, K, params, loss_scale);
+      },
+      [&] {
+        cpu::dpo_loss(losses, dpolicy, metrics, policy, reference, N, K, params, loss_scale);
+      });
 }
 
 }  // namespace recforge

@@ -7,6 +7,7 @@
 #include <type_traits>
 
 #include "kernels/context.h"
+#include "kernels/dispatch.h"
 
 namespace recforge {
 
@@ -38,22 +39,20 @@ template <typename T>
 void dropout_forward(const Context& ctx, T* out, const T* inp, int64_t n,
                      const DropoutParams& params) {
   validate_dropout(params);
-  if constexpr (kWithCuda && std::is_same_v<T, float>) {
-    if (ctx.on_cuda()) return cuda::dropout_forward(ctx, out, inp, n, params);
-  }
-  require_cpu(ctx, "dropout_forward");
-  cpu::dropout_forward(out, inp, n, params);
+  dispatch<std::is_same_v<T, float>>(
+      ctx, "dropout_forward",
+      [&](const auto& on) { cuda::dropout_forward(on, out, inp, n, params); },
+      [&] { cpu::dropout_forward(out, inp, n, params); });
 }
 
 template <typename T>
 void dropout_backward(const Context& ctx, T* dinp, const T* dout, int64_t n,
                       const DropoutParams& params) {
   validate_dropout(params);
-  if constexpr (kWithCuda && std::is_same_v<T, float>) {
-    if (ctx.on_cuda()) return cuda::dropout_backward(ctx, dinp, dout, n, params);
-  }
-  require_cpu(ctx, "dropout_backward");
-  cpu::dropout_backward(dinp, dout, n, params);
+  dispatch<std::is_same_v<T, float>>(
+      ctx, "dropout_backward",
+      [&](const auto& on) { cuda::dropout_backward(on, dinp, dout, n, params); },
+      [&] { cpu::dropout_backward(dinp, dout, n, params); });
 }
 
 }  // namespace recforge

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "kernels/context.h"
+#include "kernels/dispatch.h"
 
 namespace recforge {
 
@@ -57,11 +58,10 @@ template <typename T>
 void embedding_forward(const Context& ctx, T* out, const int32_t* tokens, const int32_t* positions,
                        const T* wte, const T* wpe, int N, int C) {
   RECFORGE_CHECK(N >= 0 && C > 0, "embedding_forward: bad shape N=", N, " C=", C);
-  if constexpr (kWithCuda && std::is_same_v<T, float>) {
-    if (ctx.on_cuda()) return cuda::embedding_forward(ctx, out, tokens, positions, wte, wpe, N, C);
-  }
-  require_cpu(ctx, "embedding_forward");
-  cpu::embedding_forward(out, tokens, positions, wte, wpe, N, C);
+  dispatch<std::is_same_v<T, float>>(
+      ctx, "embedding_forward",
+      [&](const auto& on) { cuda::embedding_forward(on, out, tokens, positions, wte, wpe, N, C); },
+      [&] { cpu::embedding_forward(out, tokens, positions, wte, wpe, N, C); });
 }
 
 template <typename T>
@@ -69,13 +69,12 @@ void embedding_backward(const Context& ctx, T* dwte, T* dwpe, const T* dout,
                         const ScatterIndex& token_index, const ScatterIndex& position_index,
                         int C) {
   RECFORGE_CHECK(C > 0, "embedding_backward: bad channel count ", C);
-  if constexpr (kWithCuda && std::is_same_v<T, float>) {
-    if (ctx.on_cuda()) {
-      return cuda::embedding_backward(ctx, dwte, dwpe, dout, token_index, position_index, C);
-    }
-  }
-  require_cpu(ctx, "embedding_backward");
-  cpu::embedding_backward(dwte, dwpe, dout, token_index, position_index, C);
+  dispatch<std::is_same_v<T, float>>(
+      ctx, "embedding_backward",
+      [&](const auto& on) {
+        cuda::embedding_backward(on, dwte, dwpe, dout, token_index, position_index, C);
+      },
+      [&] { cpu::embedding_backward(dwte, dwpe, dout, token_index, position_index, C); });
 }
 
 }  // namespace recforge

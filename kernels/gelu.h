@@ -11,6 +11,7 @@
 
 #include "kernels/bf16.h"
 #include "kernels/context.h"
+#include "kernels/dispatch.h"
 
 namespace recforge {
 
@@ -41,22 +42,18 @@ template <typename A>
 void gelu_forward(const Context& ctx, A* out, const A* inp, int64_t n) {
   static_assert(std::is_floating_point_v<A> || std::is_same_v<A, bf16>,
                 "gelu_forward: float, double or bf16");
-  if constexpr (kWithCuda && !std::is_same_v<A, double>) {
-    if (ctx.on_cuda()) return cuda::gelu_forward(ctx, out, inp, n);
-  }
-  require_cpu(ctx, "gelu_forward");
-  cpu::gelu_forward(out, inp, n);
+  dispatch<!std::is_same_v<A, double>>(
+      ctx, "gelu_forward", [&](const auto& on) { cuda::gelu_forward(on, out, inp, n); },
+      [&] { cpu::gelu_forward(out, inp, n); });
 }
 
 template <typename Dinp, typename In, typename Dout>
 void gelu_backward(const Context& ctx, Dinp* dinp, const In* inp, const Dout* dout, int64_t n) {
   static_assert(kGeluBackwardTypes<Dinp, In, Dout>,
                 "gelu_backward: (T, T, T) or (bf16, bf16, float)");
-  if constexpr (kWithCuda && std::is_same_v<Dout, float>) {
-    if (ctx.on_cuda()) return cuda::gelu_backward(ctx, dinp, inp, dout, n);
-  }
-  require_cpu(ctx, "gelu_backward");
-  cpu::gelu_backward(dinp, inp, dout, n);
+  dispatch<std::is_same_v<Dout, float>>(
+      ctx, "gelu_backward", [&](const auto& on) { cuda::gelu_backward(on, dinp, inp, dout, n); },
+      [&] { cpu::gelu_backward(dinp, inp, dout, n); });
 }
 
 }  // namespace recforge

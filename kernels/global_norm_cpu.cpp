@@ -3,6 +3,7 @@
 #include <cmath>
 #include <vector>
 
+#include "kernels/dispatch.h"
 #include "kernels/global_norm.h"
 #include "kernels/parallel.h"
 
@@ -35,17 +36,16 @@ void scale(float* x, int64_t n, float factor) {
 }  // namespace cpu
 
 float global_norm(const Context& ctx, const float* grads, int64_t n) {
-  if constexpr (kWithCuda) {
-    if (ctx.on_cuda()) return static_cast<float>(std::sqrt(cuda::sum_of_squares(ctx, grads, n)));
-  }
-  return static_cast<float>(std::sqrt(cpu::sum_of_squares(grads, n)));
+  const double squares = dispatch(
+      ctx, "global_norm", [&](const auto& on) { return cuda::sum_of_squares(on, grads, n); },
+      [&] { return cpu::sum_of_squares(grads, n); });
+  return static_cast<float>(std::sqrt(squares));
 }
 
 void scale(const Context& ctx, float* x, int64_t n, float factor) {
-  if constexpr (kWithCuda) {
-    if (ctx.on_cuda()) return cuda::scale(ctx, x, n, factor);
-  }
-  cpu::scale(x, n, factor);
+  dispatch(
+      ctx, "scale", [&](const auto& on) { cuda::scale(on, x, n, factor); },
+      [&] { cpu::scale(x, n, factor); });
 }
 
 float clip_factor(float norm, float max_norm) {

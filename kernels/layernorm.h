@@ -10,6 +10,7 @@
 
 #include "kernels/bf16.h"
 #include "kernels/context.h"
+#include "kernels/dispatch.h"
 
 namespace recforge {
 
@@ -56,12 +57,12 @@ void layernorm_forward(const Context& ctx, Out* out, T* mean, T* rstd, const T* 
                        const T* weight, const T* bias, int N, int C) {
   static_assert(kLayerNormOutput<Out, T>, "layernorm: out must be T, or bf16 with T = float");
   RECFORGE_CHECK(N >= 0 && C > 0, "layernorm_forward: bad shape N=", N, " C=", C);
-  if constexpr (kWithCuda && std::is_same_v<T, float>) {
-    if (ctx.on_cuda())
-      return cuda::layernorm_forward(ctx, out, mean, rstd, inp, weight, bias, N, C);
-  }
-  require_cpu(ctx, "layernorm_forward");
-  cpu::layernorm_forward(out, mean, rstd, inp, weight, bias, N, C);
+  dispatch<std::is_same_v<T, float>>(
+      ctx, "layernorm_forward",
+      [&](const auto& on) {
+        cuda::layernorm_forward(on, out, mean, rstd, inp, weight, bias, N, C);
+      },
+      [&] { cpu::layernorm_forward(out, mean, rstd, inp, weight, bias, N, C); });
 }
 
 template <typename Out, typename T>
@@ -70,28 +71,26 @@ void residual_layernorm_forward(const Context& ctx, T* residual, Out* out, T* me
                                 int C) {
   static_assert(kLayerNormOutput<Out, T>, "layernorm: out must be T, or bf16 with T = float");
   RECFORGE_CHECK(N >= 0 && C > 0, "residual_layernorm_forward: bad shape N=", N, " C=", C);
-  if constexpr (kWithCuda && std::is_same_v<T, float>) {
-    if (ctx.on_cuda()) {
-      return cuda::residual_layernorm_forward(ctx, residual, out, mean, rstd, a, b, weight, bias, N,
-                                              C);
-    }
-  }
-  require_cpu(ctx, "residual_layernorm_forward");
-  cpu::residual_layernorm_forward(residual, out, mean, rstd, a, b, weight, bias, N, C);
+  dispatch<std::is_same_v<T, float>>(
+      ctx, "residual_layernorm_forward",
+      [&](const auto& on) {
+        cuda::residual_layernorm_forward(on, residual, out, mean, rstd, a, b, weight, bias, N, C);
+      },
+      [&] {
+        cpu::residual_layernorm_forward(residual, out, mean, rstd, a, b, weight, bias, N, C);
+      });
 }
 
 template <typename T>
 void layernorm_backward(const Context& ctx, T* dinp, T* dweight, T* dbias, const T* dout,
                         const T* inp, const T* weight, const T* mean, const T* rstd, int N, int C) {
   RECFORGE_CHECK(N >= 0 && C > 0, "layernorm_backward: bad shape N=", N, " C=", C);
-  if constexpr (kWithCuda && std::is_same_v<T, float>) {
-    if (ctx.on_cuda()) {
-      return cuda::layernorm_backward(ctx, dinp, dweight, dbias, dout, inp, weight, mean, rstd, N,
-                                      C);
-    }
-  }
-  require_cpu(ctx, "layernorm_backward");
-  cpu::layernorm_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C);
+  dispatch<std::is_same_v<T, float>>(
+      ctx, "layernorm_backward",
+      [&](const auto& on) {
+        cuda::layernorm_backward(on, dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C);
+      },
+      [&] { cpu::layernorm_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C); });
 }
 
 }  // namespace recforge

@@ -28,6 +28,7 @@
 #include <type_traits>
 
 #include "kernels/context.h"
+#include "kernels/dispatch.h"
 #include "kernels/dropout.h"
 
 namespace recforge {
@@ -76,13 +77,12 @@ template <typename T>
 void lora_forward(const Context& ctx, T* out, T* u, T* dropped, const T* inp, const T* weight,
                   const T* bias, const LoraWeights<T>& lora, int N, int C, int OC) {
   validate_lora("lora_forward", lora, dropped, N, C, OC);
-  if constexpr (kWithCuda && std::is_same_v<T, float>) {
-    if (ctx.on_cuda()) {
-      return cuda::lora_forward(ctx, out, u, dropped, inp, weight, bias, lora, N, C, OC);
-    }
-  }
-  require_cpu(ctx, "lora_forward");
-  cpu::lora_forward(out, u, dropped, inp, weight, bias, lora, N, C, OC);
+  dispatch<std::is_same_v<T, float>>(
+      ctx, "lora_forward",
+      [&](const auto& on) {
+        cuda::lora_forward(on, out, u, dropped, inp, weight, bias, lora, N, C, OC);
+      },
+      [&] { cpu::lora_forward(out, u, dropped, inp, weight, bias, lora, N, C, OC); });
 }
 
 // dinp [N, C] (overwritten), dlora_a [r, C] and dlora_b [OC, r] (accumulated), du [N, r] and
@@ -94,14 +94,16 @@ void lora_backward(const Context& ctx, T* dinp, T* dlora_a, T* dlora_b, T* du, T
   validate_lora("lora_backward", lora, dropped, N, C, OC);
   RECFORGE_CHECK(dinp && dlora_a && dlora_b && du,
                  "lora_backward: dinp, dA, dB and du are required");
-  if constexpr (kWithCuda && std::is_same_v<T, float>) {
-    if (ctx.on_cuda()) {
-      return cuda::lora_backward(ctx, dinp, dlora_a, dlora_b, du, dropped, dout, inp, u, weight,
-                                 lora, N, C, OC);
-    }
-  }
-  require_cpu(ctx, "lora_backward");
-  cpu::lora_backward(dinp, dlora_a, dlora_b, du, dropped, dout, inp, u, weight, lora, N, C, OC);
+  dispatch<std::is_same_v<T, float>>(
+      ctx, "lora_backward",
+      [&](const auto& on) {
+        cuda::lora_backward(on, dinp, dlora_a, dlora_b, du, dropped, dout, inp, u, weight, lora, N,
+                            C, OC);
+      },
+      [&] {
+        cpu::lora_backward(dinp, dlora_a, dlora_b, du, dropped, dout, inp, u, weight, lora, N, C,
+                           OC);
+      });
 }
 
 }  // namespace recforge

@@ -13,6 +13,7 @@
 
 #include "kernels/bf16.h"
 #include "kernels/context.h"
+#include "kernels/dispatch.h"
 
 namespace recforge {
 
@@ -68,11 +69,10 @@ void matmul_forward(const Context& ctx, Out* out, const In* inp, const In* weigh
                     const std::type_identity_t<Out>* bias, int N, int C, int OC) {
   static_assert(kMatmulForwardTypes<Out, In>, "matmul_forward: unsupported storage types");
   validate_matmul("matmul_forward", N, C, OC);
-  if constexpr (kWithCuda && !std::is_same_v<In, double>) {
-    if (ctx.on_cuda()) return cuda::matmul_forward(ctx, out, inp, weight, bias, N, C, OC);
-  }
-  require_cpu(ctx, "matmul_forward");
-  cpu::matmul_forward(out, inp, weight, bias, N, C, OC);
+  dispatch<!std::is_same_v<In, double>>(
+      ctx, "matmul_forward",
+      [&](const auto& on) { cuda::matmul_forward(on, out, inp, weight, bias, N, C, OC); },
+      [&] { cpu::matmul_forward(out, inp, weight, bias, N, C, OC); });
 }
 
 // T comes first so `matmul_backward<float>(ctx, dinp, nullptr, nullptr, ...)` works.
@@ -81,13 +81,12 @@ void matmul_backward(const Context& ctx, Dinp* dinp, T* dweight, T* dbias, const
                      const In* inp, const In* weight, int N, int C, int OC) {
   static_assert(kMatmulBackwardTypes<Dinp, T, In>, "matmul_backward: unsupported storage types");
   validate_matmul("matmul_backward", N, C, OC);
-  if constexpr (kWithCuda && std::is_same_v<T, float>) {
-    if (ctx.on_cuda()) {
-      return cuda::matmul_backward(ctx, dinp, dweight, dbias, dout, inp, weight, N, C, OC);
-    }
-  }
-  require_cpu(ctx, "matmul_backward");
-  cpu::matmul_backward(dinp, dweight, dbias, dout, inp, weight, N, C, OC);
+  dispatch<std::is_same_v<T, float>>(
+      ctx, "matmul_backward",
+      [&](const auto& on) {
+        cuda::matmul_backward(on, dinp, dweight, dbias, dout, inp, weight, N, C, OC);
+      },
+      [&] { cpu::matmul_backward(dinp, dweight, dbias, dout, inp, weight, N, C, OC); });
 }
 
 }  // namespace recforge

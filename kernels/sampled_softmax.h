@@ -29,6 +29,7 @@
 
 #include "kernels/context.h"
 #include "kernels/cross_entropy.h"
+#include "kernels/dispatch.h"
 
 namespace recforge {
 
@@ -71,13 +72,12 @@ void sampled_softmax_forward_backward(const Context& ctx, T* losses, T* dhidden,
                  "sampled_softmax: temperature ", in.temperature, " must be finite and > 0");
   RECFORGE_CHECK((dhidden == nullptr) == (dwte == nullptr),
                  "sampled_softmax: dhidden and dwte are computed together");
-  if constexpr (kWithCuda && std::is_same_v<T, float>) {
-    if (ctx.on_cuda()) {
-      return cuda::sampled_softmax_forward_backward(ctx, losses, dhidden, dwte, in, loss_scale);
-    }
-  }
-  require_cpu(ctx, "sampled_softmax_forward_backward");
-  cpu::sampled_softmax_forward_backward(losses, dhidden, dwte, in, loss_scale);
+  dispatch<std::is_same_v<T, float>>(
+      ctx, "sampled_softmax_forward_backward",
+      [&](const auto& on) {
+        cuda::sampled_softmax_forward_backward(on, losses, dhidden, dwte, in, loss_scale);
+      },
+      [&] { cpu::sampled_softmax_forward_backward(losses, dhidden, dwte, in, loss_scale); });
 }
 
 }  // namespace recforge
