@@ -20,6 +20,8 @@ double sum_of_squares(const Context& ctx, const float* x, int64_t n);
 void scale(const Context& ctx, float* x, int64_t n, float factor);
 }  // namespace cuda
 
+// Σ x[i]² in double; waits for the device.
+double sum_of_squares(const Context& ctx, const float* x, int64_t n);
 // √(Σ grads[i]²); waits for the device.
 float global_norm(const Context& ctx, const float* grads, int64_t n);
 // x[i] *= factor.

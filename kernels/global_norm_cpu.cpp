@@ -35,11 +35,14 @@ void scale(float* x, int64_t n, float factor) {
 
 }  // namespace cpu
 
+double sum_of_squares(const Context& ctx, const float* x, int64_t n) {
+  return dispatch(
+      ctx, "sum_of_squares", [&](const auto& on) { return cuda::sum_of_squares(on, x, n); },
+      [&] { return cpu::sum_of_squares(x, n); });
+}
+
 float global_norm(const Context& ctx, const float* grads, int64_t n) {
-  const double squares = dispatch(
-      ctx, "global_norm", [&](const auto& on) { return cuda::sum_of_squares(on, grads, n); },
-      [&] { return cpu::sum_of_squares(grads, n); });
-  return static_cast<float>(std::sqrt(squares));
+  return static_cast<float>(std::sqrt(sum_of_squares(ctx, grads, n)));
 }
 
 void scale(const Context& ctx, float* x, int64_t n, float factor) {

@@ -7,9 +7,9 @@
 #include <cstring>
 
 #include "kernels/attention.h"
-#include "tests/kernels/compare.h"
 #include "tests/kernels/packed_batch.h"
 #include "tests/support/bf16_values.h"
+#include "tests/support/compare.h"
 #include "tests/support/reference.h"
 
 namespace recforge {

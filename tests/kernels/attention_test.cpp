@@ -7,8 +7,8 @@
 #include <cstdio>
 #include <memory>
 
-#include "tests/kernels/compare.h"
 #include "tests/kernels/packed_batch.h"
+#include "tests/support/compare.h"
 #include "tests/support/reference.h"
 
 namespace recforge {

@@ -9,7 +9,7 @@
 #include <memory>
 
 #include "kernels/cpu_math.h"
-#include "tests/kernels/compare.h"
+#include "tests/support/compare.h"
 #include "tests/support/reference.h"
 
 namespace recforge {

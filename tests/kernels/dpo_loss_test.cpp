@@ -10,7 +10,7 @@
 #include <memory>
 
 #include "kernels/candidate_logprobs.h"
-#include "tests/kernels/compare.h"
+#include "tests/support/compare.h"
 #include "tests/support/reference.h"
 
 namespace recforge {

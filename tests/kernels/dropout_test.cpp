@@ -8,7 +8,7 @@
 #include <memory>
 
 #include "kernels/math.h"
-#include "tests/kernels/compare.h"
+#include "tests/support/compare.h"
 #include "tests/support/reference.h"
 
 namespace recforge {

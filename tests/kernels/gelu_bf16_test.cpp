@@ -6,8 +6,8 @@
 #include <cstring>
 
 #include "kernels/gelu.h"
-#include "tests/kernels/compare.h"
 #include "tests/support/bf16_values.h"
+#include "tests/support/compare.h"
 #include "tests/support/reference.h"
 
 namespace recforge {

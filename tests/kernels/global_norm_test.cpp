@@ -6,7 +6,7 @@
 #include <cstring>
 #include <memory>
 
-#include "tests/kernels/compare.h"
+#include "tests/support/compare.h"
 #include "tests/support/reference.h"
 
 namespace recforge {

@@ -4,9 +4,9 @@
 #include <gtest/gtest.h>
 
 #include "kernels/layernorm.h"
-#include "tests/kernels/compare.h"
 #include "tests/kernels/layernorm_case.h"
 #include "tests/support/bf16_values.h"
+#include "tests/support/compare.h"
 #include "tests/support/reference.h"
 
 namespace recforge {

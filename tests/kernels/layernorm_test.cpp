@@ -5,8 +5,8 @@
 #include <cmath>
 #include <memory>
 
-#include "tests/kernels/compare.h"
 #include "tests/kernels/layernorm_case.h"
+#include "tests/support/compare.h"
 #include "tests/support/reference.h"
 
 namespace recforge {

@@ -7,7 +7,7 @@
 #include <memory>
 
 #include "kernels/matmul.h"
-#include "tests/kernels/compare.h"
+#include "tests/support/compare.h"
 #include "tests/support/reference.h"
 
 namespace recforge {

@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "kernels/matmul.h"
-#include "tests/kernels/compare.h"
 #include "tests/support/bf16_values.h"
+#include "tests/support/compare.h"
 #include "tests/support/reference.h"
 
 namespace recforge {

@@ -5,7 +5,7 @@
 #include <cmath>
 #include <memory>
 
-#include "tests/kernels/compare.h"
+#include "tests/support/compare.h"
 #include "tests/support/reference.h"
 
 namespace recforge {

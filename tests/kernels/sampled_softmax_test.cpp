@@ -9,7 +9,7 @@
 #include <numeric>
 
 #include "kernels/classifier.h"
-#include "tests/kernels/compare.h"
+#include "tests/support/compare.h"
 #include "tests/support/reference.h"
 
 namespace recforge {

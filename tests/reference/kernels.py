@@ -259,6 +259,13 @@ def adamw(case):
         sub.write("v", torch.cat([s["exp_avg_sq"] for s in state]))
 
 
+def rows(case):
+    """Gather: out[i] = inp[rows[i]]; scatter: zeros with out[rows[i]] = src[i]."""
+    inp, src, rows = case.tensor("inp"), case.tensor("src"), case.ints("rows")
+    case.write("gathered", torch.index_select(inp, 0, rows))
+    case.write("scattered", torch.zeros_like(inp).index_copy(0, rows, src))
+
+
 def global_norm(case):
     """norm = ‖grads‖₂ (torch.linalg.norm); clipped = the grads after clip_grad_norm_ to
     max_norm."""

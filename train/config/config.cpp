@@ -436,8 +436,9 @@ Rule<std::string> non_empty() {
 }
 
 Rule<StageInit> checkpoint_named() {
-  return {[](const StageInit& x) { return x.from != InitFrom::kCheckpoint || !x.checkpoint.empty(); },
-          "a non-empty string"};
+  return {
+      [](const StageInit& x) { return x.from != InitFrom::kCheckpoint || !x.checkpoint.empty(); },
+      "a non-empty string"};
 }
 
 // Stage names appear in checkpoint directory names and in overrides ("stages.<name>.train.lr"),
@@ -705,7 +706,8 @@ class Reader {
     if (!list.IsSequence() || list.size() == 0) {
       source_.fail(*at, "expected a list of at least one stage, got ", describe(list));
     }
-    stages.assign(list.size(), StageSection{});
+    stages.clear();
+    stages.resize(list.size());
     for (size_t i = 0; i < list.size(); ++i) {
       Location stage_at = element_location(*at, i, list[i]);
       read_section(source_, list[i], stage_at, stages[i]);
@@ -990,7 +992,7 @@ E parse_choice(std::string_view name) {
   return value;
 }
 
-#define RECFORGE_CHOICE(E)                              \
+#define RECFORGE_CHOICE(E)                          \
   template const std::string& name_of<E>(E choice); \
   template E parse_choice<E>(std::string_view name);
 RECFORGE_CHOICE(DeviceChoice)
