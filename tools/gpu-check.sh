@@ -42,29 +42,38 @@ build_all() {
     -DCBLAS_INCLUDE_DIR="$prefix/usr/include/x86_64-linux-gnu/openblas-pthread" \
     >"$out/configure.log" 2>&1 || { tail -30 "$out/configure.log"; exit 1; }
   stamp "build"
-  cmake --build "$build" -j "$(nproc)" --target recforge recforge_gpu_tests \
+  cmake --build "$build" -j "$(nproc)" --target recforge "${gpu_test_targets[@]}" \
     >"$out/build.log" 2>&1 || { grep -B2 -A8 "error" "$out/build.log" | head -60; exit 1; }
 }
 
-gpu_tests=$build/tests/gpu/recforge_gpu_tests
+# The binaries that hold GPU suites (named *Gpu*, CTest label gpu): the kernels, the decoder and
+# the NCCL communicator.
+gpu_test_targets=(recforge_kernel_tests recforge_model_tests recforge_dist_tests)
+gpu_test_binaries=("$build/tests/kernels/recforge_kernel_tests"
+                   "$build/tests/model/recforge_model_tests"
+                   "$build/tests/train/dist/recforge_dist_tests")
 
 run_tests() {
   stamp "gpu tests"
-  "$gpu_tests" --gtest_brief=1 2>&1 | tee "$out/gpu-tests.log" | grep -v "^\[ *OK" | tail -40
+  for binary in "${gpu_test_binaries[@]}"; do
+    "$binary" --gtest_brief=1 --gtest_filter='*Gpu*'
+  done 2>&1 | tee "$out/gpu-tests.log" | grep -v "^\[ *OK" | tail -40
 }
 
 run_memcheck() {
   stamp "compute-sanitizer memcheck"
-  timeout 120 compute-sanitizer --tool memcheck --leak-check no --error-exitcode 9 \
-    "$gpu_tests" --gtest_brief=1 --gtest_filter="${RECFORGE_MEMCHECK_FILTER:-*-*LossCurve*}" \
-    >"$out/memcheck.log" 2>&1
-  echo "memcheck exit $?"; grep -E "ERROR SUMMARY|FAILED|Invalid" "$out/memcheck.log" | sort | uniq -c | head
+  for binary in "${gpu_test_binaries[@]}"; do
+    timeout 120 compute-sanitizer --tool memcheck --leak-check no --error-exitcode 9 \
+      "$binary" --gtest_brief=1 --gtest_filter="${RECFORGE_MEMCHECK_FILTER:-*Gpu*-*LossCurve*}"
+    echo "memcheck $(basename "$binary") exit $?"
+  done >"$out/memcheck.log" 2>&1
+  grep -E "exit|ERROR SUMMARY|FAILED|Invalid" "$out/memcheck.log" | sort | uniq -c | head
 }
 
 run_racecheck() {
   stamp "compute-sanitizer racecheck (attention)"
-  timeout 120 compute-sanitizer --tool racecheck --error-exitcode 9 "$gpu_tests" \
-    --gtest_brief=1 --gtest_filter="${RECFORGE_RACECHECK_FILTER:-*Attention*}" \
+  timeout 120 compute-sanitizer --tool racecheck --error-exitcode 9 "${gpu_test_binaries[0]}" \
+    --gtest_brief=1 --gtest_filter="${RECFORGE_RACECHECK_FILTER:-*Attention*Gpu*}" \
     >"$out/racecheck.log" 2>&1
   echo "racecheck exit $?"; grep -E "ERROR SUMMARY|FAILED|hazard" "$out/racecheck.log" | sort | uniq -c | head
 }

@@ -1,23 +1,26 @@
-// The fused candidate log-probabilities (kernels/candidate_logprobs.h) against PyTorch's
-// log_softmax + gather, with autograd for dhidden and dwte.
+// The fused candidate log-probabilities (kernels/candidate_logprobs.h). The CPU backend against
+// PyTorch's log_softmax + gather, with autograd for dhidden and dwte, and against its own
+// invariants; the CUDA backend against the CPU backend: several vocabulary chunks with a ragged
+// last one, candidates on chunk edges and repeated within a row, the gradient accumulating into
+// dwte, and bitwise-reproducible gradients.
 #include "kernels/candidate_logprobs.h"
 
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstdio>
-#include <memory>
+#include <random>
+#include <string>
+#include <vector>
 
+#include "tests/support/backends.h"
 #include "tests/support/compare.h"
 #include "tests/support/reference.h"
 
-namespace recforge {
+namespace recforge::testing {
 namespace {
 
-using testing::convert;
-using testing::expect_close;
-using testing::ReferenceCase;
-using testing::type_name;
+// ---- The CPU backend against PyTorch ------------------------------------------------------------
 
 // A case scores the vocabulary sub-range [offset, offset + V) of a table with offset + V + kTail
 // rows, K candidates per row.
@@ -47,7 +50,7 @@ struct LogprobCase {
 // repeats one candidate in two slots (their gradients add up).
 std::vector<int32_t> make_candidates(std::mt19937_64& rng, const Shape& shape) {
   const auto [N, C, V, K, offset] = shape;
-  std::vector<int32_t> candidates = testing::random_ints(rng, static_cast<size_t>(N) * K, 0, V);
+  std::vector<int32_t> candidates = random_ints(rng, static_cast<size_t>(N) * K, 0, V);
   candidates[0] = V - 1;
   candidates[1] = 0;
   if (N > 1 && K > 2) candidates[K + 2] = candidates[K + 1];
@@ -55,19 +58,19 @@ std::vector<int32_t> make_candidates(std::mt19937_64& rng, const Shape& shape) {
 }
 
 std::vector<LogprobCase> make_cases() {
-  std::mt19937_64 rng(testing::fresh_seed());
+  std::mt19937_64 rng(fresh_seed());
   std::vector<LogprobCase> cases;
   ReferenceCase ref("dpo.py", "candidate_logprobs");
   for (const Shape& shape : kShapes) {
     const auto [N, C, V, K, offset] = shape;
     const size_t table = static_cast<size_t>(table_rows(shape)) * C;
     LogprobCase c{shape};
-    c.hidden = testing::random_normal<float>(rng, static_cast<size_t>(N) * C);
-    c.wte = testing::random_normal<float>(rng, table, 3.0 / std::sqrt(C));
-    c.dwte0 = testing::random_normal<float>(rng, table, 0.01);
-    c.dlogps = testing::random_normal<float>(rng, static_cast<size_t>(N) * K);
+    c.hidden = random_normal<float>(rng, static_cast<size_t>(N) * C);
+    c.wte = random_normal<float>(rng, table, 3.0 / std::sqrt(C));
+    c.dwte0 = random_normal<float>(rng, table, 0.01);
+    c.dlogps = random_normal<float>(rng, static_cast<size_t>(N) * K);
     c.candidates = make_candidates(rng, shape);
-    std::string p = testing::case_prefix(cases.size());
+    std::string p = case_prefix(cases.size());
     ref.put(p + "hidden", c.hidden, {N, C});
     ref.put(p + "wte", c.wte, {table_rows(shape), C});
     ref.put(p + "dwte0", c.dwte0, {table_rows(shape), C});
@@ -80,7 +83,7 @@ std::vector<LogprobCase> make_cases() {
   ref.put_scalar("num_cases", cases.size());
   ref.run();
   for (size_t i = 0; i < cases.size(); ++i) {
-    std::string p = testing::case_prefix(i);
+    std::string p = case_prefix(i);
     cases[i].logps = ref.result(p + "logps");
     cases[i].lse = ref.result(p + "lse");
     cases[i].dhidden = ref.result(p + "dhidden");
@@ -90,7 +93,7 @@ std::vector<LogprobCase> make_cases() {
 }
 
 // The PyTorch references are computed once and shared by the tests of the suite.
-class CandidateLogprobsReference : public testing::SharedReferenceCases<LogprobCase, make_cases> {
+class CandidateLogprobsReference : public SharedReferenceCases<LogprobCase, make_cases> {
  protected:
   // Forward (logps, lse poisoned) then backward from the forward's lse (dhidden poisoned and
   // overwritten, dwte accumulated into dwte0); with `nested` both run inside an enclosing OpenMP
@@ -111,7 +114,7 @@ class CandidateLogprobsReference : public testing::SharedReferenceCases<LogprobC
                                   c.candidates.data(), N, C, V, K);
     };
     if (nested) {
-      testing::run_inside_parallel_region(run);
+      run_inside_parallel_region(run);
     } else {
       run();
     }
@@ -139,14 +142,16 @@ TEST_F(CandidateLogprobsReference, InsideParallelRegionMatchesPyTorch) {
   check<float>(cases()[1], 1e-5, /*nested=*/true);
 }
 
+// ---- The CPU backend's invariants ---------------------------------------------------------------
+
 // With dlogps one-hot at (n, k), dlogits[n] = onehot − softmax_n sums to zero over the
 // vocabulary, so Σ_v dwte[v] = (Σ_v dlogits[n, v]) · hidden[n] = 0, and only row n gets a dhidden.
 TEST(CandidateLogprobs, GradientOfOneLogProbSumsToZeroOverTheVocabulary) {
   const int N = 5, C = 6, V = 211, K = 3;
-  std::mt19937_64 rng(testing::fresh_seed());
-  std::vector<double> hidden = testing::random_normal<double>(rng, N * C);
-  std::vector<double> wte = testing::random_normal<double>(rng, V * C);
-  std::vector<int32_t> candidates = testing::random_ints(rng, N * K, 0, V);
+  std::mt19937_64 rng(fresh_seed());
+  std::vector<double> hidden = random_normal<double>(rng, N * C);
+  std::vector<double> wte = random_normal<double>(rng, V * C);
+  std::vector<int32_t> candidates = random_ints(rng, N * K, 0, V);
   std::vector<double> logps(N * K), lse(N), dlogps(N * K, 0.0), dhidden(N * C), dwte(V * C, 0.0);
   candidate_logprobs_forward(Context::cpu(), logps.data(), lse.data(), hidden.data(), wte.data(),
                              candidates.data(), N, C, V, K);
@@ -180,5 +185,86 @@ TEST(CandidateLogprobs, OutOfRangeCandidateThrows) {
   }
 }
 
+// ---- The CUDA backend against the CPU backend ---------------------------------------------------
+
+using CandidateLogprobsGpuTest = GpuTest;
+
+constexpr int kChannels = 64;
+
+// Candidates [N, K] in [0, V): the first and last entries, the edge of the first two 8192-entry
+// chunks and a repeat in row 1.
+std::vector<int32_t> edge_candidates(int N, int V, int K, uint32_t seed) {
+  std::vector<int32_t> candidates = random_ints(static_cast<size_t>(N) * K, seed, 0, V - 1);
+  candidates[0] = 0;
+  candidates[1] = V - 1;
+  if (N < 2) return candidates;
+  if (V > 8192) {
+    candidates[K] = 8192;
+    candidates[K + 1] = 8191;
+  }
+  if (K > 2) candidates[K + 2] = candidates[K];
+  return candidates;
+}
+
+// Forward and backward on both backends with the same inputs; outputs poisoned beforehand.
+void expect_matches_cpu(const Context& cpu, const Context& cuda, int N, int V, int K,
+                        uint32_t seed) {
+  const size_t table = static_cast<size_t>(V) * kChannels;
+  auto hidden = mirrored(random_floats(static_cast<size_t>(N) * kChannels, seed));
+  auto wte = mirrored(random_floats(table, seed + 1));
+  auto candidates = mirrored(edge_candidates(N, V, K, seed + 2));
+  auto dlogps = mirrored(random_floats(static_cast<size_t>(N) * K, seed + 3));
+  auto dwte = mirrored(random_floats(table, seed + 4, -1e-3f, 1e-3f));
+  Mirrored<float> logps(static_cast<size_t>(N) * K), lse(N);
+  Mirrored<float> dhidden(static_cast<size_t>(N) * kChannels);
+  logps.poison();
+  lse.poison();
+  dhidden.poison();
+  for (const Context* ctx : {&cpu, &cuda}) {
+    candidate_logprobs_forward(*ctx, logps.on(*ctx), lse.on(*ctx), hidden.on(*ctx), wte.on(*ctx),
+                               candidates.on(*ctx), N, kChannels, V, K);
+    candidate_logprobs_backward(*ctx, dhidden.on(*ctx), dwte.on(*ctx), dlogps.on(*ctx),
+                                lse.on(*ctx), hidden.on(*ctx), wte.on(*ctx), candidates.on(*ctx), N,
+                                kChannels, V, K);
+  }
+  const std::string label = cat("candidate_logprobs.N", N, ".V", V, ".K", K);
+  expect_close(label + ".logps", logps, 1e-5);
+  expect_close(label + ".lse", lse, 1e-5);
+  expect_close(label + ".dhidden", dhidden, 1e-4);
+  expect_close(label + ".dwte", dwte, 1e-4);
+}
+
+TEST_F(CandidateLogprobsGpuTest, ThreeChunksMatchCpu) {
+  expect_matches_cpu(cpu_, cuda_, 300, 20000, 4, 1);
+}
+
+TEST_F(CandidateLogprobsGpuTest, SmallOddShapesMatchCpu) {
+  expect_matches_cpu(cpu_, cuda_, 33, 101, 2, 10);
+  expect_matches_cpu(cpu_, cuda_, 1, 5003, 3, 20);
+}
+
+TEST_F(CandidateLogprobsGpuTest, GradientsAreBitwiseReproducible) {
+  constexpr int N = 257, V = 9000, K = 4;
+  auto hidden = mirrored(random_floats(static_cast<size_t>(N) * kChannels, 30));
+  auto wte = mirrored(random_floats(static_cast<size_t>(V) * kChannels, 31));
+  auto candidates = mirrored(edge_candidates(N, V, K, 32));
+  auto dlogps = mirrored(random_floats(static_cast<size_t>(N) * K, 33));
+  Mirrored<float> logps(static_cast<size_t>(N) * K), lse(N);
+  std::vector<float> runs[2][2];
+  for (auto& run : runs) {
+    Mirrored<float> dhidden(static_cast<size_t>(N) * kChannels);
+    auto dwte = mirrored(std::vector<float>(static_cast<size_t>(V) * kChannels, 0.0f));
+    candidate_logprobs_forward(cuda_, logps.on(cuda_), lse.on(cuda_), hidden.on(cuda_),
+                               wte.on(cuda_), candidates.on(cuda_), N, kChannels, V, K);
+    candidate_logprobs_backward(cuda_, dhidden.on(cuda_), dwte.on(cuda_), dlogps.on(cuda_),
+                                lse.on(cuda_), hidden.on(cuda_), wte.on(cuda_),
+                                candidates.on(cuda_), N, kChannels, V, K);
+    run[0] = dhidden.cuda.download();
+    run[1] = dwte.cuda.download();
+  }
+  EXPECT_TRUE(bitwise_equal(runs[0][0], runs[1][0])) << "dhidden";
+  EXPECT_TRUE(bitwise_equal(runs[0][1], runs[1][1])) << "dwte";
+}
+
 }  // namespace
-}  // namespace recforge
+}  // namespace recforge::testing

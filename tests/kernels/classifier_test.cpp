@@ -1,3 +1,10 @@
+// The fused, vocabulary-chunked classifier (kernels/classifier.h): losses, the hidden-state
+// gradient and the gradient accumulating into the embedding table. The CPU against PyTorch
+// (tests/reference/kernels.py) in fp32 and fp64: small and large vocabularies scored as a
+// sub-range of the table, ignored rows, the losses-only mode, three weighted targets per row, an
+// enclosing parallel region; the weighted targets against single-target calls, and the argument
+// checks. The GPU against the CPU backend on the same inputs: several chunks with a ragged last
+// one, ignored rows, the losses-only mode, a small vocabulary and three weighted targets per row.
 #include "kernels/classifier.h"
 
 #include <gtest/gtest.h>
@@ -5,17 +12,17 @@
 #include <cmath>
 #include <cstdio>
 #include <memory>
+#include <string>
+#include <vector>
 
+#include "tests/support/backends.h"
 #include "tests/support/compare.h"
 #include "tests/support/reference.h"
 
-namespace recforge {
+namespace recforge::testing {
 namespace {
 
-using testing::convert;
-using testing::expect_close;
-using testing::ReferenceCase;
-using testing::type_name;
+// ---- CPU ----
 
 // A case scores the vocabulary sub-range [offset, offset + V) of a table with offset + V + kTail
 // rows, K targets per row.
@@ -49,7 +56,7 @@ struct ClassifierCase {
 // (partial-chunk) entry and, with K > 1, row 2 holding one target in two slots.
 std::vector<int32_t> make_targets(std::mt19937_64& rng, const Shape& shape) {
   const auto [N, C, V, K, offset] = shape;
-  std::vector<int32_t> targets = testing::random_ints(rng, static_cast<size_t>(N) * K, 0, V);
+  std::vector<int32_t> targets = random_ints(rng, static_cast<size_t>(N) * K, 0, V);
   std::bernoulli_distribution ignored(0.1);
   for (int32_t& t : targets) {
     if (ignored(rng)) t = kIgnoreIndex;
@@ -61,20 +68,20 @@ std::vector<int32_t> make_targets(std::mt19937_64& rng, const Shape& shape) {
 }
 
 std::vector<ClassifierCase> make_cases() {
-  std::mt19937_64 rng(testing::fresh_seed());
+  std::mt19937_64 rng(fresh_seed());
   std::vector<ClassifierCase> cases;
   ReferenceCase ref("kernels.py", "classifier");
   for (const Shape& shape : {kSmall, kLarge, kMultiSmall, kMultiLarge}) {
     const auto [N, C, V, K, offset] = shape;
     const size_t table = static_cast<size_t>(table_rows(shape)) * C;
     ClassifierCase c{shape, K == 1 ? TargetWeights{} : kThreeWeights};
-    c.hidden = testing::random_normal<float>(rng, N * C);
-    c.wte = testing::random_normal<float>(rng, table, 3.0 / std::sqrt(C));
-    c.dwte0 = testing::random_normal<float>(rng, table, 0.01);
+    c.hidden = random_normal<float>(rng, N * C);
+    c.wte = random_normal<float>(rng, table, 3.0 / std::sqrt(C));
+    c.dwte0 = random_normal<float>(rng, table, 0.01);
     c.targets = make_targets(rng, shape);
     c.loss_scale = 1.0f / static_cast<float>(count_weighted_targets(c.targets, c.weights));
 
-    std::string p = testing::case_prefix(cases.size());
+    std::string p = case_prefix(cases.size());
     ref.put(p + "hidden", c.hidden, {N, C});
     ref.put(p + "wte", c.wte, {table_rows(shape), C});
     ref.put(p + "dwte0", c.dwte0, {table_rows(shape), C});
@@ -88,7 +95,7 @@ std::vector<ClassifierCase> make_cases() {
   ref.put_scalar("num_cases", cases.size());
   ref.run();
   for (size_t i = 0; i < cases.size(); ++i) {
-    std::string p = testing::case_prefix(i);
+    std::string p = case_prefix(i);
     cases[i].losses = ref.result(p + "losses");
     cases[i].dhidden = ref.result(p + "dhidden");
     cases[i].dwte = ref.result(p + "dwte");
@@ -97,7 +104,7 @@ std::vector<ClassifierCase> make_cases() {
 }
 
 // The PyTorch references are computed once and shared by the tests of the suite.
-class ClassifierReference : public testing::SharedReferenceCases<ClassifierCase, make_cases> {
+class ClassifierReference : public SharedReferenceCases<ClassifierCase, make_cases> {
  protected:
   // Losses, dhidden (poisoned, overwritten) and dwte (accumulated into dwte0); with
   // `losses_only` dhidden and dwte are null and only the losses are checked.
@@ -116,7 +123,7 @@ class ClassifierReference : public testing::SharedReferenceCases<ClassifierCase,
           c.targets.data(), c.weights, N, C, V, static_cast<T>(c.loss_scale));
     };
     if (nested) {
-      testing::run_inside_parallel_region(run);
+      run_inside_parallel_region(run);
     } else {
       run();
     }
@@ -174,9 +181,9 @@ TEST_F(ClassifierReference, ThreeWeightedTargetsDoublePrecisionMatchPyTorch) {
 // call k with targets[:, k] and loss_scale · w_k (losses weighted by w_k afterwards).
 TEST(ClassifierMultiTarget, EqualsWeightedSumOfSingleTargetCalls) {
   const int N = 70, C = 16, V = 101, K = 3;
-  std::mt19937_64 rng(testing::fresh_seed());
-  std::vector<double> hidden = testing::random_normal<double>(rng, N * C);
-  std::vector<double> wte = testing::random_normal<double>(rng, V * C, 0.5);
+  std::mt19937_64 rng(fresh_seed());
+  std::vector<double> hidden = random_normal<double>(rng, N * C);
+  std::vector<double> wte = random_normal<double>(rng, V * C, 0.5);
   std::vector<int32_t> targets = make_targets(rng, {N, C, V, K, 0});
   const double loss_scale = 0.01;
   std::vector<double> losses(N), dhidden(N * C), dwte(V * C, 0.0);
@@ -243,5 +250,99 @@ TEST(ClassifierValidation, OutOfRangeTargetThrows) {
   }
 }
 
+// ---- GPU against the CPU ----
+
+using ClassifierGpuTest = GpuTest;
+
+constexpr int kRows = 300, kChannels = 64;
+constexpr int kVocab = 20000;  // two full 8192-entry chunks and a ragged one
+
+std::vector<int32_t> targets_with_ignored() {
+  std::vector<int32_t> targets = random_ints(kRows, 1, 0, kVocab - 1);
+  for (int n = 0; n < kRows; n += 7) targets[n] = kIgnoreIndex;
+  targets[1] = 0;
+  targets[2] = kVocab - 1;
+  targets[3] = 8192;  // first entry of the second chunk
+  return targets;
+}
+
+TEST_F(ClassifierGpuTest, LossesAndGradientsMatchCpu) {
+  auto hidden = mirrored(random_floats(static_cast<size_t>(kRows) * kChannels, 2));
+  auto wte = mirrored(random_floats(static_cast<size_t>(kVocab) * kChannels, 3));
+  auto targets = mirrored(targets_with_ignored());
+  const float loss_scale = 1.0f / count_targets(targets.cpu.download());
+  Mirrored<float> losses(kRows), dhidden(static_cast<size_t>(kRows) * kChannels);
+  auto dwte = mirrored(random_floats(static_cast<size_t>(kVocab) * kChannels, 4, -1e-3f, 1e-3f));
+  losses.poison();
+  dhidden.poison();  // overwritten
+  for (const Context* ctx : {&cpu_, &cuda_}) {
+    classifier_forward_backward(*ctx, losses.on(*ctx), dhidden.on(*ctx), dwte.on(*ctx),
+                                hidden.on(*ctx), wte.on(*ctx), targets.on(*ctx), kRows, kChannels,
+                                kVocab, loss_scale);
+  }
+  expect_close("classifier.losses", losses, 1e-5);
+  expect_close("classifier.dhidden", dhidden, 1e-4);
+  expect_close("classifier.dwte", dwte, 1e-4);
+}
+
+TEST_F(ClassifierGpuTest, LossesOnlyMatchCpu) {
+  auto hidden = mirrored(random_floats(static_cast<size_t>(kRows) * kChannels, 5));
+  auto wte = mirrored(random_floats(static_cast<size_t>(kVocab) * kChannels, 6));
+  auto targets = mirrored(targets_with_ignored());
+  Mirrored<float> losses(kRows);
+  losses.poison();
+  float* const none = nullptr;
+  for (const Context* ctx : {&cpu_, &cuda_}) {
+    classifier_forward_backward(*ctx, losses.on(*ctx), none, none, hidden.on(*ctx), wte.on(*ctx),
+                                targets.on(*ctx), kRows, kChannels, kVocab, 1.0f);
+  }
+  expect_close("classifier.losses (losses only)", losses, 1e-5);
+}
+
+TEST_F(ClassifierGpuTest, SmallVocabularyMatchesCpu) {
+  constexpr int kRowsSmall = 33, kVocabSmall = 100;
+  auto hidden = mirrored(random_floats(kRowsSmall * kChannels, 7));
+  auto wte = mirrored(random_floats(kVocabSmall * kChannels, 8));
+  auto targets = mirrored(random_ints(kRowsSmall, 9, 0, kVocabSmall - 1));
+  Mirrored<float> losses(kRowsSmall), dhidden(kRowsSmall * kChannels);
+  auto dwte = mirrored(std::vector<float>(kVocabSmall * kChannels, 0.0f));
+  losses.poison();
+  dhidden.poison();
+  for (const Context* ctx : {&cpu_, &cuda_}) {
+    classifier_forward_backward(*ctx, losses.on(*ctx), dhidden.on(*ctx), dwte.on(*ctx),
+                                hidden.on(*ctx), wte.on(*ctx), targets.on(*ctx), kRowsSmall,
+                                kChannels, kVocabSmall, 1.0f / kRowsSmall);
+  }
+  expect_close("classifier.losses V=100", losses, 1e-5);
+  expect_close("classifier.dhidden V=100", dhidden, 1e-4);
+  expect_close("classifier.dwte V=100", dwte, 1e-4);
+}
+
+TEST_F(ClassifierGpuTest, ThreeWeightedTargetsMatchCpu) {
+  constexpr int K = 3;
+  const TargetWeights weights{K, {1.0f, 0.5f, 0.25f}};
+  auto hidden = mirrored(random_floats(static_cast<size_t>(kRows) * kChannels, 10));
+  auto wte = mirrored(random_floats(static_cast<size_t>(kVocab) * kChannels, 11));
+  std::vector<int32_t> host_targets = random_ints(kRows * K, 12, 0, kVocab - 1);
+  for (int i = 0; i < kRows * K; i += 5) host_targets[i] = kIgnoreIndex;
+  for (int k = 0; k < K; ++k) host_targets[3 * K + k] = kIgnoreIndex;  // a row without targets
+  host_targets[4 * K] = host_targets[4 * K + 2] = 8192;                // one target in two slots
+  host_targets[5 * K + 1] = kVocab - 1;
+  auto targets = mirrored(host_targets);
+  const float loss_scale = 1.0f / count_weighted_targets(host_targets, weights);
+  Mirrored<float> losses(kRows), dhidden(static_cast<size_t>(kRows) * kChannels);
+  auto dwte = mirrored(random_floats(static_cast<size_t>(kVocab) * kChannels, 13, -1e-3f, 1e-3f));
+  losses.poison();
+  dhidden.poison();
+  for (const Context* ctx : {&cpu_, &cuda_}) {
+    classifier_forward_backward(*ctx, losses.on(*ctx), dhidden.on(*ctx), dwte.on(*ctx),
+                                hidden.on(*ctx), wte.on(*ctx), targets.on(*ctx), weights, kRows,
+                                kChannels, kVocab, loss_scale);
+  }
+  expect_close("classifier.K3.losses", losses, 1e-5);
+  expect_close("classifier.K3.dhidden", dhidden, 1e-4);
+  expect_close("classifier.K3.dwte", dwte, 1e-4);
+}
+
 }  // namespace
-}  // namespace recforge
+}  // namespace recforge::testing

@@ -1,3 +1,8 @@
+// Softmax cross-entropy over given logits (kernels/cross_entropy.h). The CPU against PyTorch
+// (tests/reference/kernels.py) in fp32 and fp64: ignored rows, the gradient separate or in place
+// (dlogits aliasing logits) and losses only; its exponential cpu::vexp against std::exp; and its
+// target check. The GPU against the CPU backend on the same inputs: ignored rows, in-place gradient
+// and losses only.
 #include "kernels/cross_entropy.h"
 
 #include <gtest/gtest.h>
@@ -7,18 +12,18 @@
 #include <cstdio>
 #include <limits>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "kernels/cpu_math.h"
+#include "tests/support/backends.h"
 #include "tests/support/compare.h"
 #include "tests/support/reference.h"
 
-namespace recforge {
+namespace recforge::testing {
 namespace {
 
-using testing::convert;
-using testing::expect_close;
-using testing::ReferenceCase;
-using testing::type_name;
+// ---- CPU ----
 
 constexpr int kN = 203, kV = 1031;
 
@@ -30,10 +35,10 @@ struct CrossEntropyData {
 };
 
 CrossEntropyData make_data() {
-  std::mt19937_64 rng(testing::fresh_seed());
+  std::mt19937_64 rng(fresh_seed());
   CrossEntropyData d;
-  d.logits = testing::random_normal<float>(rng, kN * kV, 3.0);
-  d.targets = testing::random_ints(rng, kN, 0, kV);
+  d.logits = random_normal<float>(rng, kN * kV, 3.0);
+  d.targets = random_ints(rng, kN, 0, kV);
   std::bernoulli_distribution ignored(0.2);
   for (int32_t& t : d.targets) {
     if (ignored(rng)) t = kIgnoreIndex;
@@ -82,8 +87,8 @@ class CrossEntropyReference : public ::testing::Test {
       expect_close(label + ".dlogits" + mode, logits, d.dlogits, tolerance);
     }
     if (gradient == Gradient::kNone) {
-      double untouched = testing::relative_error(logits, convert<double>(d.logits));
-      testing::report_error(label + ".logits after a losses-only call vs before", untouched);
+      double untouched = relative_error(logits, convert<double>(d.logits));
+      report_error(label + ".logits after a losses-only call vs before", untouched);
       EXPECT_EQ(untouched, 0.0);
     }
   }
@@ -120,7 +125,7 @@ TEST(CpuVexp, WithinTwoUlpOfStdExp) {
     double ulp = std::nextafter(rounded, std::numeric_limits<float>::infinity()) - rounded;
     worst_ulp = std::max(worst_ulp, std::abs(cpu::vexp(x) - exact) / ulp);
   }
-  testing::report_error("vexp worst error over [-87.34, 88.38] (ulp)", worst_ulp);
+  report_error("vexp worst error over [-87.34, 88.38] (ulp)", worst_ulp);
   EXPECT_LE(worst_ulp, 2.0);
   EXPECT_EQ(cpu::vexp(0.0f), 1.0f);
   EXPECT_EQ(cpu::vexp(-87.5f), 0.0f);
@@ -142,5 +147,52 @@ TEST(CrossEntropyValidation, OutOfRangeTargetThrows) {
   }
 }
 
+// ---- GPU against the CPU ----
+
+using CrossEntropyGpuTest = GpuTest;
+
+constexpr int kRows = 200, kVocab = 5001;
+
+// Random targets with every fifth row ignored.
+std::vector<int32_t> targets_with_ignored() {
+  std::vector<int32_t> targets = random_ints(kRows, 1, 0, kVocab - 1);
+  for (int n = 0; n < kRows; n += 5) targets[n] = kIgnoreIndex;
+  return targets;
+}
+
+TEST_F(CrossEntropyGpuTest, LossesAndGradientMatchCpu) {
+  auto logits = mirrored(random_floats(static_cast<size_t>(kRows) * kVocab, 2, -8.0f, 8.0f));
+  auto targets = mirrored(targets_with_ignored());
+  const float loss_scale = 1.0f / count_targets(targets.cpu.download());
+  Mirrored<float> losses(kRows), dlogits(static_cast<size_t>(kRows) * kVocab);
+  losses.poison();
+  dlogits.poison();
+  for (const Context* ctx : {&cpu_, &cuda_}) {
+    softmax_cross_entropy(*ctx, losses.on(*ctx), dlogits.on(*ctx), logits.on(*ctx),
+                          targets.on(*ctx), kRows, kVocab, loss_scale);
+  }
+  expect_close("cross_entropy.losses", losses, 1e-5);
+  expect_close("cross_entropy.dlogits", dlogits, 1e-5);
+  std::vector<float> gpu_losses = losses.cuda.download();
+  for (int n = 0; n < kRows; n += 5) EXPECT_EQ(gpu_losses[n], 0.0f) << "ignored row " << n;
+}
+
+TEST_F(CrossEntropyGpuTest, InPlaceGradientAndLossesOnly) {
+  auto logits = mirrored(random_floats(static_cast<size_t>(kRows) * kVocab, 3, -8.0f, 8.0f));
+  auto targets = mirrored(targets_with_ignored());
+  Mirrored<float> losses(kRows), losses_only(kRows);
+  losses.poison();
+  losses_only.poison();
+  for (const Context* ctx : {&cpu_, &cuda_}) {
+    softmax_cross_entropy(*ctx, losses_only.on(*ctx), static_cast<float*>(nullptr), logits.on(*ctx),
+                          targets.on(*ctx), kRows, kVocab, 0.5f);
+    softmax_cross_entropy(*ctx, losses.on(*ctx), logits.on(*ctx), logits.on(*ctx), targets.on(*ctx),
+                          kRows, kVocab, 0.5f);
+  }
+  expect_close("cross_entropy.losses (losses only)", losses_only, 1e-5);
+  expect_close("cross_entropy.losses (in place)", losses, 1e-5);
+  expect_close("cross_entropy.dlogits (in place)", logits, 1e-5);
+}
+
 }  // namespace
-}  // namespace recforge
+}  // namespace recforge::testing

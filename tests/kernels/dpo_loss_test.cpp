@@ -1,25 +1,25 @@
-// The DPO losses (kernels/dpo_loss.h) against PyTorch (TRL's formulas, autograd for ∂/∂π), their
-// values at the first step, parameter checks, and the whole DPO step composed from
-// candidate_logprobs → dpo_loss → candidate_logprobs backward against PyTorch's autograd.
+// The DPO losses (kernels/dpo_loss.h). The CPU backend against PyTorch (TRL's formulas, autograd
+// for ∂/∂π), its values at the first step, parameter checks, and the whole DPO step composed from
+// candidate_logprobs → dpo_loss → candidate_logprobs backward against PyTorch's autograd; the CUDA
+// backend against the CPU backend: every loss type for K = 2 and K = 5, with and without label
+// smoothing, gradients and metrics, and the null-output modes.
 #include "kernels/dpo_loss.h"
 
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstdio>
-#include <memory>
+#include <random>
+#include <string>
+#include <vector>
 
 #include "kernels/candidate_logprobs.h"
+#include "tests/support/backends.h"
 #include "tests/support/compare.h"
 #include "tests/support/reference.h"
 
-namespace recforge {
+namespace recforge::testing {
 namespace {
-
-using testing::convert;
-using testing::expect_close;
-using testing::ReferenceCase;
-using testing::type_name;
 
 constexpr DpoLoss kAllLosses[] = {DpoLoss::kSigmoid, DpoLoss::kIpo, DpoLoss::kHinge,
                                   DpoLoss::kRobust, DpoLoss::kSdpo};
@@ -53,8 +53,7 @@ void put_params(ReferenceCase& ref, const std::string& prefix, const DpoParams& 
   ref.put_scalar(prefix + "label_smoothing", p.label_smoothing);
 }
 
-// ---- dpo_loss on given log-probabilities
-// ---------------------------------------------------------
+// ---- dpo_loss on given log-probabilities against PyTorch ----------------------------------------
 struct LossCase {
   DpoParams params;
   int N, K;
@@ -66,20 +65,20 @@ struct LossCase {
 // Log-probabilities around −8 with policy − reference differences of a few nats, so the pairwise
 // margins land on both sides of the hinge's kink and in the sigmoid's tails for large β.
 std::vector<LossCase> make_loss_cases() {
-  std::mt19937_64 rng(testing::fresh_seed());
+  std::mt19937_64 rng(fresh_seed());
   std::vector<LossCase> cases;
   ReferenceCase ref("dpo.py", "dpo_loss");
   for (int K : {2, 4}) {
     for (const DpoParams& params : all_params()) {
       const int N = 97;
       LossCase c{params, N, K, 1.0f / N};
-      c.reference = testing::random_normal<float>(rng, static_cast<size_t>(N) * K, 2.0);
-      c.policy = testing::random_normal<float>(rng, static_cast<size_t>(N) * K, 2.0);
+      c.reference = random_normal<float>(rng, static_cast<size_t>(N) * K, 2.0);
+      c.policy = random_normal<float>(rng, static_cast<size_t>(N) * K, 2.0);
       for (size_t i = 0; i < c.policy.size(); ++i) {
         c.reference[i] = -8.0f - std::fabs(c.reference[i]);
         c.policy[i] = c.reference[i] + c.policy[i];
       }
-      std::string p = testing::case_prefix(cases.size());
+      std::string p = case_prefix(cases.size());
       ref.put(p + "policy", c.policy, {N, K});
       ref.put(p + "reference", c.reference, {N, K});
       put_params(ref, p, params);
@@ -90,7 +89,7 @@ std::vector<LossCase> make_loss_cases() {
   ref.put_scalar("num_cases", cases.size());
   ref.run();
   for (size_t i = 0; i < cases.size(); ++i) {
-    std::string p = testing::case_prefix(i);
+    std::string p = case_prefix(i);
     cases[i].losses = ref.result(p + "losses");
     cases[i].dpolicy = ref.result(p + "dpolicy");
     cases[i].metrics = ref.result(p + "metrics");
@@ -98,7 +97,7 @@ std::vector<LossCase> make_loss_cases() {
   return cases;
 }
 
-class DpoLossReference : public testing::SharedReferenceCases<LossCase, make_loss_cases> {
+class DpoLossReference : public SharedReferenceCases<LossCase, make_loss_cases> {
  protected:
   template <typename T>
   void check(const LossCase& c, double tolerance) {
@@ -152,9 +151,9 @@ TEST(DpoLossFirstStep, MarginsAreExactlyZeroAndSigmoidLossIsExactlyLog2) {
 // With K = 2, S-DPO's softmax over one rejected candidate is the sigmoid loss.
 TEST(DpoLossSdpo, EqualsSigmoidWithOneRejectedCandidate) {
   const int N = 64, K = 2;
-  std::mt19937_64 rng(testing::fresh_seed());
-  std::vector<double> policy = testing::random_normal<double>(rng, N * K, 3.0);
-  std::vector<double> reference = testing::random_normal<double>(rng, N * K, 3.0);
+  std::mt19937_64 rng(fresh_seed());
+  std::vector<double> policy = random_normal<double>(rng, N * K, 3.0);
+  std::vector<double> reference = random_normal<double>(rng, N * K, 3.0);
   std::vector<double> losses[2], dpolicy[2];
   int i = 0;
   for (DpoLoss type : {DpoLoss::kSigmoid, DpoLoss::kSdpo}) {
@@ -221,10 +220,10 @@ TEST(DpoLossParams, FewerThanTwoCandidatesThrow) {
                Error);
 }
 
-// ---- The whole DPO step: candidate_logprobs → dpo_loss → candidate_logprobs backward
-// ------------- The policy's log-probabilities come from hidden and the table, the frozen
-// reference's from ref_hidden and ref_wte (a perturbed copy, as after some training); the gradient
-// reaches hidden and the table only through the policy.
+// ---- The whole DPO step against PyTorch: candidate_logprobs → dpo_loss → backward ---------------
+// The policy's log-probabilities come from hidden and the table, the frozen reference's from
+// ref_hidden and ref_wte (a perturbed copy, as after some training); the gradient reaches hidden
+// and the table only through the policy.
 struct EndToEndCase {
   DpoParams params;
   int N, C, V, K, offset;
@@ -237,7 +236,7 @@ struct EndToEndCase {
 constexpr int kEndToEndTail = 2;
 
 std::vector<EndToEndCase> make_end_to_end_cases() {
-  std::mt19937_64 rng(testing::fresh_seed());
+  std::mt19937_64 rng(fresh_seed());
   std::vector<EndToEndCase> cases;
   ReferenceCase ref("dpo.py", "dpo_end_to_end");
   for (int K : {2, 4}) {
@@ -246,18 +245,18 @@ std::vector<EndToEndCase> make_end_to_end_cases() {
       const int rows = offset + V + kEndToEndTail;
       EndToEndCase c{
           {type, 0.5f, takes_label_smoothing(type) ? 0.1f : 0.0f}, N, C, V, K, offset, 1.0f / N};
-      c.hidden = testing::random_normal<float>(rng, N * C);
-      c.wte = testing::random_normal<float>(rng, static_cast<size_t>(rows) * C, 2.0 / std::sqrt(C));
+      c.hidden = random_normal<float>(rng, N * C);
+      c.wte = random_normal<float>(rng, static_cast<size_t>(rows) * C, 2.0 / std::sqrt(C));
       c.ref_hidden = c.hidden;
       c.ref_wte = c.wte;
-      std::vector<float> noise = testing::random_normal<float>(rng, c.wte.size(), 0.05);
+      std::vector<float> noise = random_normal<float>(rng, c.wte.size(), 0.05);
       for (size_t i = 0; i < noise.size(); ++i) c.ref_wte[i] += noise[i];
-      noise = testing::random_normal<float>(rng, c.hidden.size(), 0.05);
+      noise = random_normal<float>(rng, c.hidden.size(), 0.05);
       for (size_t i = 0; i < noise.size(); ++i) c.ref_hidden[i] += noise[i];
-      c.dwte0.assign(c.wte.size(),
-                     0.0f);  // the loss's gradient alone, not drowned by a start value
-      c.candidates = testing::random_ints(rng, static_cast<size_t>(N) * K, 0, V);
-      std::string p = testing::case_prefix(cases.size());
+      // The loss's gradient alone, not drowned by a start value.
+      c.dwte0.assign(c.wte.size(), 0.0f);
+      c.candidates = random_ints(rng, static_cast<size_t>(N) * K, 0, V);
+      std::string p = case_prefix(cases.size());
       ref.put(p + "hidden", c.hidden, {N, C});
       ref.put(p + "wte", c.wte, {rows, C});
       ref.put(p + "ref_hidden", c.ref_hidden, {N, C});
@@ -274,7 +273,7 @@ std::vector<EndToEndCase> make_end_to_end_cases() {
   ref.put_scalar("num_cases", cases.size());
   ref.run();
   for (size_t i = 0; i < cases.size(); ++i) {
-    std::string p = testing::case_prefix(i);
+    std::string p = case_prefix(i);
     cases[i].losses = ref.result(p + "losses");
     cases[i].dhidden = ref.result(p + "dhidden");
     cases[i].dwte = ref.result(p + "dwte");
@@ -282,8 +281,7 @@ std::vector<EndToEndCase> make_end_to_end_cases() {
   return cases;
 }
 
-class DpoEndToEndReference
-    : public testing::SharedReferenceCases<EndToEndCase, make_end_to_end_cases> {
+class DpoEndToEndReference : public SharedReferenceCases<EndToEndCase, make_end_to_end_cases> {
  protected:
   template <typename T>
   void check(const EndToEndCase& c, double tolerance) {
@@ -321,5 +319,50 @@ TEST_F(DpoEndToEndReference, ComposedStepMatchesPyTorchAutogradInDoublePrecision
   for (const EndToEndCase& c : cases()) check<double>(c, 1e-11);
 }
 
+// ---- The CUDA backend against the CPU backend ---------------------------------------------------
+
+using DpoLossGpuTest = GpuTest;
+
+TEST_F(DpoLossGpuTest, EveryLossMatchesCpu) {
+  constexpr int N = 1000;
+  for (int K : {2, 5}) {
+    auto reference = mirrored(random_floats(static_cast<size_t>(N) * K, 1, -14.0f, -6.0f));
+    std::vector<float> policy_host = reference.cpu.download();
+    std::vector<float> shift = random_floats(policy_host.size(), 2, -3.0f, 3.0f);
+    for (size_t i = 0; i < shift.size(); ++i) policy_host[i] += shift[i];
+    auto policy = mirrored(policy_host);
+    for (DpoLoss type : kAllLosses) {
+      const DpoParams params{type, 0.5f, takes_label_smoothing(type) ? 0.1f : 0.0f};
+      Mirrored<float> losses(N), dpolicy(static_cast<size_t>(N) * K);
+      Mirrored<float> metrics(static_cast<size_t>(N) * kDpoNumMetrics);
+      losses.poison();
+      dpolicy.poison();
+      metrics.poison();
+      for (const Context* ctx : {&cpu_, &cuda_}) {
+        dpo_loss(*ctx, losses.on(*ctx), dpolicy.on(*ctx), metrics.on(*ctx), policy.on(*ctx),
+                 reference.on(*ctx), N, K, params, 1.0f / N);
+      }
+      const std::string label = cat("dpo_loss.", dpo_loss_name(type), ".K", K);
+      expect_close(label + ".losses", losses, 1e-5);
+      expect_close(label + ".dpolicy", dpolicy, 1e-5);
+      expect_close(label + ".metrics", metrics, 1e-5);
+    }
+  }
+}
+
+TEST_F(DpoLossGpuTest, LossesOnlyMatchCpu) {
+  constexpr int N = 77, K = 3;
+  auto policy = mirrored(random_floats(N * K, 3, -10.0f, -1.0f));
+  auto reference = mirrored(random_floats(N * K, 4, -10.0f, -1.0f));
+  Mirrored<float> losses(N);
+  losses.poison();
+  float* const none = nullptr;
+  for (const Context* ctx : {&cpu_, &cuda_}) {
+    dpo_loss(*ctx, losses.on(*ctx), none, none, policy.on(*ctx), reference.on(*ctx), N, K,
+             DpoParams{DpoLoss::kSdpo, 0.2f, 0.0f}, 1.0f);
+  }
+  expect_close("dpo_loss.sdpo.losses (losses only)", losses, 1e-5);
+}
+
 }  // namespace
-}  // namespace recforge
+}  // namespace recforge::testing

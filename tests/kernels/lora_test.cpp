@@ -1,22 +1,27 @@
+// LoRA (kernels/lora.h), the adapter's kernel: forward (out, u) and backward (dinp, dA, dB) over
+// ranks 1–64 with and without adapter dropout, and a zero B giving the base matmul bit for bit.
+// The CPU against PyTorch (tests/reference/lora.py) in fp32 and fp64, also inside an enclosing
+// parallel region, and its argument checks; the GPU against the CPU backend on the same inputs.
 #include "kernels/lora.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <memory>
+#include <ostream>
+#include <string>
+#include <vector>
 
+#include "kernels/dropout.h"
 #include "kernels/matmul.h"
+#include "tests/support/backends.h"
 #include "tests/support/compare.h"
 #include "tests/support/reference.h"
 
-namespace recforge {
+namespace recforge::testing {
 namespace {
-
-using testing::convert;
-using testing::expect_close;
-using testing::ReferenceCase;
-using testing::type_name;
 
 struct LoraShape {
   int N, C, OC, r;
@@ -24,12 +29,18 @@ struct LoraShape {
   float scale;  // s
 };
 
+void PrintTo(const LoraShape& s, std::ostream* os) {
+  *os << "N=" << s.N << " C=" << s.C << " OC=" << s.OC << " r=" << s.r << " p=" << s.p;
+}
+
+// ---- CPU ----
+
 // Odd sizes (uneven per-thread slices), every rank the decoder uses, with and without dropout.
-constexpr LoraShape kShapes[] = {{257, 96, 97, 1, 0.0f, 16.0f},
-                                 {257, 97, 193, 8, 0.25f, 2.0f},
-                                 {131, 64, 191, 16, 0.0f, 0.5f},
-                                 {200, 129, 65, 64, 0.1f, 0.25f},
-                                 {33, 65, 127, 8, 0.5f, 5.656854f}};
+constexpr LoraShape kReferenceShapes[] = {{257, 96, 97, 1, 0.0f, 16.0f},
+                                          {257, 97, 193, 8, 0.25f, 2.0f},
+                                          {131, 64, 191, 16, 0.0f, 0.5f},
+                                          {200, 129, 65, 64, 0.1f, 0.25f},
+                                          {33, 65, 127, 8, 0.5f, 5.656854f}};
 
 struct LoraCase {
   LoraShape shape;
@@ -47,21 +58,21 @@ std::vector<float> keep_scale(const LoraShape& s, const DropoutParams& dropout) 
 }
 
 std::vector<LoraCase> make_cases() {
-  std::mt19937_64 rng(testing::fresh_seed());
+  std::mt19937_64 rng(fresh_seed());
   ReferenceCase ref("lora.py", "lora");
-  ref.put_scalar("num_cases", std::size(kShapes));
+  ref.put_scalar("num_cases", std::size(kReferenceShapes));
   std::vector<LoraCase> cases;
-  for (const LoraShape& s : kShapes) {
-    const std::string p = testing::case_prefix(cases.size());
+  for (const LoraShape& s : kReferenceShapes) {
+    const std::string p = case_prefix(cases.size());
     LoraCase c{s, {s.p, rng(), rng()}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}};
-    c.inp = testing::random_normal<float>(rng, static_cast<size_t>(s.N) * s.C);
-    c.weight = testing::random_normal<float>(rng, static_cast<size_t>(s.OC) * s.C, 0.1);
-    c.bias = testing::random_normal<float>(rng, s.OC);
-    c.a = testing::random_normal<float>(rng, static_cast<size_t>(s.r) * s.C, 1.0 / std::sqrt(s.C));
-    c.b = testing::random_normal<float>(rng, static_cast<size_t>(s.OC) * s.r, 0.1);
-    c.dout = testing::random_normal<float>(rng, static_cast<size_t>(s.N) * s.OC);
-    c.da0 = testing::random_normal<float>(rng, c.a.size());
-    c.db0 = testing::random_normal<float>(rng, c.b.size());
+    c.inp = random_normal<float>(rng, static_cast<size_t>(s.N) * s.C);
+    c.weight = random_normal<float>(rng, static_cast<size_t>(s.OC) * s.C, 0.1);
+    c.bias = random_normal<float>(rng, s.OC);
+    c.a = random_normal<float>(rng, static_cast<size_t>(s.r) * s.C, 1.0 / std::sqrt(s.C));
+    c.b = random_normal<float>(rng, static_cast<size_t>(s.OC) * s.r, 0.1);
+    c.dout = random_normal<float>(rng, static_cast<size_t>(s.N) * s.OC);
+    c.da0 = random_normal<float>(rng, c.a.size());
+    c.db0 = random_normal<float>(rng, c.b.size());
     ref.put(p + "inp", c.inp, {s.N, s.C});
     ref.put(p + "weight", c.weight, {s.OC, s.C});
     ref.put(p + "bias", c.bias, {s.OC});
@@ -76,7 +87,7 @@ std::vector<LoraCase> make_cases() {
   }
   ref.run();
   for (size_t i = 0; i < cases.size(); ++i) {
-    const std::string p = testing::case_prefix(i);
+    const std::string p = case_prefix(i);
     cases[i].out = ref.result(p + "out");
     cases[i].u = ref.result(p + "u");
     cases[i].dinp = ref.result(p + "dinp");
@@ -134,7 +145,7 @@ struct LoraRun {
 };
 
 // The PyTorch references are computed once and shared by the tests of the suite.
-class LoraReference : public testing::SharedReferenceCases<LoraCase, make_cases> {
+class LoraReference : public SharedReferenceCases<LoraCase, make_cases> {
  protected:
   template <typename T>
   void check_all(double tolerance) {
@@ -155,7 +166,7 @@ TEST_F(LoraReference, ForwardAndBackwardInDoubleMatchPyTorch) { check_all<double
 TEST_F(LoraReference, MatchesPyTorchInsideAParallelRegion) {
   for (const LoraCase& c : *cases_) {
     LoraRun<float> run(c);
-    testing::run_inside_parallel_region([&] {
+    run_inside_parallel_region([&] {
       run.forward();
       run.backward();
     });
@@ -176,8 +187,8 @@ TEST_F(LoraReference, ZeroBGivesTheBaseMatmulBitwise) {
     for (size_t i = 0; i < base.size(); ++i) {
       differing += std::memcmp(&base[i], &run.out[i], sizeof(float)) != 0;
     }
-    testing::report_error(label_of(c.shape, "float") + " B=0 outputs differing from matmul",
-                          static_cast<double>(differing));
+    report_error(label_of(c.shape, "float") + " B=0 outputs differing from matmul",
+                 static_cast<double>(differing));
     EXPECT_EQ(differing, 0u);
   }
 }
@@ -199,5 +210,71 @@ TEST(Lora, RejectsBadArguments) {
                Error);  // p outside [0, 1)
 }
 
+// ---- GPU against the CPU ----
+
+class LoraGpuTest : public GpuTestWithParam<LoraShape> {
+ protected:
+  const LoraShape s = GetParam();
+  const size_t NC = static_cast<size_t>(s.N) * s.C, NOC = static_cast<size_t>(s.N) * s.OC;
+  const size_t Nr = static_cast<size_t>(s.N) * s.r;
+  const std::string label = cat(" N=", s.N, " C=", s.C, " OC=", s.OC, " r=", s.r, " p=", s.p);
+  Mirrored<float> inp = mirrored(random_floats(NC, 1));
+  Mirrored<float> weight = mirrored(random_floats(static_cast<size_t>(s.OC) * s.C, 2, -0.1f, 0.1f));
+  Mirrored<float> bias = mirrored(random_floats(s.OC, 3));
+  Mirrored<float> a = mirrored(random_floats(static_cast<size_t>(s.r) * s.C, 4, -0.1f, 0.1f));
+  Mirrored<float> b = mirrored(random_floats(static_cast<size_t>(s.OC) * s.r, 5));
+  Mirrored<float> dout = mirrored(random_floats(NOC, 6));
+  Mirrored<float> out{NOC}, u{Nr}, dropped{NC}, du{Nr}, dinp{NC};
+  const DropoutParams dropout{s.p, 1234, 99};
+
+  LoraWeights<float> weights(const Context& ctx) {
+    return {a.on(ctx), b.on(ctx), s.r, s.scale, dropout};
+  }
+  void forward() {
+    for (Mirrored<float>* x : {&out, &u, &dropped}) x->poison();
+    for (const Context* ctx : {&cpu_, &cuda_}) {
+      lora_forward(*ctx, out.on(*ctx), u.on(*ctx), dropped.on(*ctx), inp.on(*ctx), weight.on(*ctx),
+                   bias.on(*ctx), weights(*ctx), s.N, s.C, s.OC);
+    }
+  }
+};
+
+TEST_P(LoraGpuTest, ForwardAndBackwardMatchCpu) {
+  forward();
+  expect_close("lora.out" + label, out, 1e-5);
+  expect_close("lora.u" + label, u, 1e-5);
+  auto da = mirrored(random_floats(static_cast<size_t>(s.r) * s.C, 7));  // accumulated into
+  auto db = mirrored(random_floats(static_cast<size_t>(s.OC) * s.r, 8));
+  for (Mirrored<float>* x : {&dinp, &du, &dropped}) x->poison();
+  for (const Context* ctx : {&cpu_, &cuda_}) {
+    lora_backward(*ctx, dinp.on(*ctx), da.on(*ctx), db.on(*ctx), du.on(*ctx), dropped.on(*ctx),
+                  dout.on(*ctx), inp.on(*ctx), u.on(*ctx), weight.on(*ctx), weights(*ctx), s.N, s.C,
+                  s.OC);
+  }
+  expect_close("lora.dinp" + label, dinp, 1e-5);
+  expect_close("lora.dA" + label, da, 1e-5);
+  expect_close("lora.dB" + label, db, 1e-5);
+}
+
+TEST_P(LoraGpuTest, ZeroBGivesTheBaseMatmulBitwise) {
+  b = mirrored(std::vector<float>(static_cast<size_t>(s.OC) * s.r, 0.0f));
+  forward();
+  Buffer<float> base(Device::kCuda, NOC);
+  matmul_forward(cuda_, base.data(), inp.cuda.data(), weight.cuda.data(), bias.cuda.data(), s.N,
+                 s.C, s.OC);
+  EXPECT_TRUE(bitwise_equal(out.cuda.download(), base.download())) << label;
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, LoraGpuTest,
+                         ::testing::Values(LoraShape{1, 64, 64, 1, 0.0f, 1.5f},
+                                           LoraShape{1000, 129, 77, 8, 0.1f, 1.5f},
+                                           LoraShape{777, 256, 768, 16, 0.0f, 1.5f},
+                                           LoraShape{3000, 192, 65, 64, 0.25f, 1.5f}),
+                         [](const auto& info) {
+                           const LoraShape& s = info.param;
+                           return cat("N", s.N, "_C", s.C, "_OC", s.OC, "_r", s.r,
+                                      s.p > 0 ? "_dropout" : "");
+                         });
+
 }  // namespace
-}  // namespace recforge
+}  // namespace recforge::testing

@@ -1,3 +1,9 @@
+// Sampled softmax with logQ correction (kernels/sampled_softmax.h). The CPU backend against
+// PyTorch (few and many shared negatives, the losses-only mode, float and double), against the full
+// softmax cross-entropy of the classifier when every item is a negative, and its argument checks;
+// the CUDA backend against the CPU backend: logQ correction, τ ≠ 1, duplicated negatives and
+// negatives equal to rows' positives, ignored rows, the gradient accumulating into dwte, the
+// losses-only mode, several row chunks, and bitwise-reproducible table gradients.
 #include "kernels/sampled_softmax.h"
 
 #include <gtest/gtest.h>
@@ -5,20 +11,20 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <memory>
 #include <numeric>
+#include <random>
+#include <string>
+#include <vector>
 
 #include "kernels/classifier.h"
+#include "tests/support/backends.h"
 #include "tests/support/compare.h"
 #include "tests/support/reference.h"
 
-namespace recforge {
+namespace recforge::testing {
 namespace {
 
-using testing::convert;
-using testing::expect_close;
-using testing::ReferenceCase;
-using testing::type_name;
+// ---- The CPU backend against PyTorch ------------------------------------------------------------
 
 // A case scores the vocabulary sub-range [offset, offset + V) of a table with offset + V + kTail
 // rows against P shared negatives.
@@ -59,15 +65,15 @@ SampledCase make_case(std::mt19937_64& rng, const Shape& shape) {
   const auto [N, C, V, P, offset, temperature] = shape;
   const size_t table = static_cast<size_t>(table_rows(shape)) * C;
   SampledCase c{shape};
-  c.hidden = testing::random_normal<float>(rng, N * C);
-  c.wte = testing::random_normal<float>(rng, table, 3.0 / std::sqrt(C));
-  c.dwte0 = testing::random_normal<float>(rng, table, 0.01);
-  c.positives = testing::random_ints(rng, N, 0, V);
+  c.hidden = random_normal<float>(rng, N * C);
+  c.wte = random_normal<float>(rng, table, 3.0 / std::sqrt(C));
+  c.dwte0 = random_normal<float>(rng, table, 0.01);
+  c.positives = random_ints(rng, N, 0, V);
   std::bernoulli_distribution ignored(0.1);
   for (int32_t& p : c.positives) {
     if (ignored(rng)) p = kIgnoreIndex;
   }
-  c.negatives = testing::random_ints(rng, P, 0, V);
+  c.negatives = random_ints(rng, P, 0, V);
   c.positives[0] = kIgnoreIndex;
   c.negatives[5] = c.negatives[4];  // a duplicated negative ...
   c.positives[1] = c.negatives[4];  // ... that is row 1's positive: both copies are removed
@@ -81,13 +87,13 @@ SampledCase make_case(std::mt19937_64& rng, const Shape& shape) {
 }
 
 std::vector<SampledCase> make_cases() {
-  std::mt19937_64 rng(testing::fresh_seed());
+  std::mt19937_64 rng(fresh_seed());
   std::vector<SampledCase> cases;
   ReferenceCase ref("kernels.py", "sampled_softmax");
   for (const Shape& shape : {kSmall, kLarge}) {
     SampledCase c = make_case(rng, shape);
     const auto [N, C, V, P, offset, temperature] = shape;
-    std::string p = testing::case_prefix(cases.size());
+    std::string p = case_prefix(cases.size());
     ref.put(p + "hidden", c.hidden, {N, C});
     ref.put(p + "wte", c.wte, {table_rows(shape), C});
     ref.put(p + "dwte0", c.dwte0, {table_rows(shape), C});
@@ -104,7 +110,7 @@ std::vector<SampledCase> make_cases() {
   ref.put_scalar("num_cases", cases.size());
   ref.run();
   for (size_t i = 0; i < cases.size(); ++i) {
-    std::string p = testing::case_prefix(i);
+    std::string p = case_prefix(i);
     cases[i].losses = ref.result(p + "losses");
     cases[i].dhidden = ref.result(p + "dhidden");
     cases[i].dwte = ref.result(p + "dwte");
@@ -113,7 +119,7 @@ std::vector<SampledCase> make_cases() {
 }
 
 // The PyTorch references are computed once and shared by the tests of the suite.
-class SampledSoftmaxReference : public testing::SharedReferenceCases<SampledCase, make_cases> {
+class SampledSoftmaxReference : public SharedReferenceCases<SampledCase, make_cases> {
  protected:
   // Losses, dhidden (poisoned, overwritten) and dwte (accumulated into dwte0, the sub-range at
   // the case's offset); with `losses_only` dhidden and dwte are null and only the losses are
@@ -144,7 +150,7 @@ class SampledSoftmaxReference : public testing::SharedReferenceCases<SampledCase
           losses_only ? nullptr : dwte.data() + first, in, static_cast<T>(c.loss_scale));
     };
     if (nested) {
-      testing::run_inside_parallel_region(run);
+      run_inside_parallel_region(run);
     } else {
       run();
     }
@@ -180,16 +186,18 @@ TEST_F(SampledSoftmaxReference, InsideParallelRegionMatchesPyTorch) {
   check<float>(small(), 1e-5, /*losses_only=*/false, /*nested=*/true);
 }
 
+// ---- The CPU backend's invariants and argument checks -------------------------------------------
+
 // Every item as a negative (shuffled), a uniform logQ and τ = 1: each row's positive is among the
 // negatives and removed, so the candidates are exactly the V items and the op is the full
 // softmax cross-entropy of the classifier.
 template <typename T>
 void check_full_softmax_limit(double tolerance) {
   const int N = 150, C = 32, V = 500;
-  std::mt19937_64 rng(testing::fresh_seed());
-  std::vector<T> hidden = testing::random_normal<T>(rng, N * C);
-  std::vector<T> wte = testing::random_normal<T>(rng, V * C, 0.5);
-  std::vector<int32_t> positives = testing::random_ints(rng, N, 0, V);
+  std::mt19937_64 rng(fresh_seed());
+  std::vector<T> hidden = random_normal<T>(rng, N * C);
+  std::vector<T> wte = random_normal<T>(rng, V * C, 0.5);
+  std::vector<int32_t> positives = random_ints(rng, N, 0, V);
   for (int n = 0; n < N; n += 9) positives[n] = kIgnoreIndex;
   std::vector<int32_t> negatives(V);
   std::iota(negatives.begin(), negatives.end(), 0);
@@ -222,12 +230,38 @@ void check_full_softmax_limit(double tolerance) {
   expect_close(label + ".dwte", dwte, convert<double>(full_dwte), tolerance);
 }
 
-TEST(SampledSoftmaxLimit, EveryItemAsNegativeEqualsFullSoftmaxInFloat) {
-  check_full_softmax_limit<float>(1e-5);
-}
+// What the float and the double runs of the limit differ in.
+template <typename T>
+struct LimitTraits;
 
-TEST(SampledSoftmaxLimit, EveryItemAsNegativeEqualsFullSoftmaxInDouble) {
-  check_full_softmax_limit<double>(1e-12);
+template <>
+struct LimitTraits<float> {
+  static constexpr const char* kName = "Float";
+  static constexpr double kTolerance = 1e-5;
+};
+
+template <>
+struct LimitTraits<double> {
+  static constexpr const char* kName = "Double";
+  static constexpr double kTolerance = 1e-12;
+};
+
+// Test names: SampledSoftmaxLimit/Float, SampledSoftmaxLimit/Double.
+struct LimitTypeName {
+  template <typename T>
+  static std::string GetName(int) {
+    return LimitTraits<T>::kName;
+  }
+};
+
+template <typename T>
+class SampledSoftmaxLimit : public ::testing::Test {};
+
+using FloatAndDouble = ::testing::Types<float, double>;
+TYPED_TEST_SUITE(SampledSoftmaxLimit, FloatAndDouble, LimitTypeName);
+
+TYPED_TEST(SampledSoftmaxLimit, EveryItemAsNegativeEqualsFullSoftmax) {
+  check_full_softmax_limit<TypeParam>(LimitTraits<TypeParam>::kTolerance);
 }
 
 // A call with hidden [2, 4], V = 7, P = 2; `edit` spoils one input.
@@ -270,5 +304,116 @@ TEST(SampledSoftmaxValidation, NonPositiveTemperatureThrows) {
                   [](SampledSoftmaxInputs<float>& in, auto&, auto&) { in.temperature = 0.0f; });
 }
 
+// ---- The CUDA backend against the CPU backend ---------------------------------------------------
+
+using SampledSoftmaxGpuTest = GpuTest;
+
+constexpr int kChannels = 64, kVocab = 5000;
+
+// One problem's inputs on both backends.
+struct Problem {
+  int N, P;
+  Mirrored<float> hidden, wte, log_q_positive, log_q_negative;
+  Mirrored<int32_t> positives, negatives;
+  float loss_scale;
+
+  Problem(int rows, int negatives_count, uint32_t seed)
+      : N(rows),
+        P(negatives_count),
+        hidden(mirrored(random_floats(static_cast<size_t>(rows) * kChannels, seed))),
+        wte(mirrored(random_floats(static_cast<size_t>(kVocab) * kChannels, seed + 1))),
+        log_q_positive(mirrored(random_floats(rows, seed + 2, -9.0f, -4.0f))),
+        log_q_negative(mirrored(random_floats(negatives_count, seed + 3, -9.0f, -4.0f))),
+        positives(mirrored(positives_with_ignored(rows, seed + 4))),
+        negatives(mirrored(shared_negatives(negatives_count, seed + 5))),
+        loss_scale(1.0f / count_targets(positives.cpu.download())) {}
+
+  static std::vector<int32_t> positives_with_ignored(int rows, uint32_t seed) {
+    std::vector<int32_t> positives = random_ints(rows, seed, 0, kVocab - 1);
+    for (int n = 0; n < rows; n += 7) positives[n] = kIgnoreIndex;
+    positives[1] = positives[2] = 11;  // also negatives 0 and 1
+    positives[3] = kVocab - 1;
+    return positives;
+  }
+  static std::vector<int32_t> shared_negatives(int count, uint32_t seed) {
+    std::vector<int32_t> negatives = random_ints(count, seed, 0, kVocab - 1);
+    negatives[0] = negatives[1] = 11;  // duplicated, and rows 1 and 2's positive
+    negatives[2] = kVocab - 1;
+    return negatives;
+  }
+
+  SampledSoftmaxInputs<float> on(const Context& ctx, float temperature) {
+    return {hidden.on(ctx),
+            wte.on(ctx),
+            positives.on(ctx),
+            negatives.on(ctx),
+            log_q_positive.on(ctx),
+            log_q_negative.on(ctx),
+            N,
+            kChannels,
+            kVocab,
+            P,
+            temperature};
+  }
+};
+
+// Runs both backends on `problem` and compares losses, dhidden and dwte.
+void expect_backends_agree(const Context& cpu, const Context& cuda, Problem& problem,
+                           const std::string& name) {
+  const int N = problem.N;
+  Mirrored<float> losses(N), dhidden(static_cast<size_t>(N) * kChannels);
+  auto dwte = mirrored(random_floats(static_cast<size_t>(kVocab) * kChannels, 99, -1e-3f, 1e-3f));
+  losses.poison();
+  dhidden.poison();  // overwritten
+  for (const Context* ctx : {&cpu, &cuda}) {
+    sampled_softmax_forward_backward(*ctx, losses.on(*ctx), dhidden.on(*ctx), dwte.on(*ctx),
+                                     problem.on(*ctx, 0.7f), problem.loss_scale);
+  }
+  expect_close(name + ".losses", losses, 1e-5);
+  expect_close(name + ".dhidden", dhidden, 1e-4);
+  expect_close(name + ".dwte", dwte, 1e-4);
+}
+
+TEST_F(SampledSoftmaxGpuTest, LossesAndGradientsMatchCpu) {
+  Problem problem(300, 200, 1);
+  expect_backends_agree(cpu_, cuda_, problem, "sampled_softmax.P200");
+}
+
+// 4100 rows × 4096 negatives exceed the 64 MB logits tile: the rows run in two chunks.
+TEST_F(SampledSoftmaxGpuTest, SeveralRowChunksMatchCpu) {
+  Problem problem(4100, 4096, 20);
+  expect_backends_agree(cpu_, cuda_, problem, "sampled_softmax.P4096 (2 chunks)");
+}
+
+TEST_F(SampledSoftmaxGpuTest, LossesOnlyMatchCpu) {
+  Problem problem(300, 200, 30);
+  Mirrored<float> losses(problem.N);
+  losses.poison();
+  float* const none = nullptr;
+  for (const Context* ctx : {&cpu_, &cuda_}) {
+    sampled_softmax_forward_backward(*ctx, losses.on(*ctx), none, none, problem.on(*ctx, 1.0f),
+                                     1.0f);
+  }
+  expect_close("sampled_softmax.losses (losses only)", losses, 1e-5);
+}
+
+TEST_F(SampledSoftmaxGpuTest, TableGradientIsBitwiseReproducible) {
+  Problem problem(300, 200, 40);
+  std::vector<float> first;
+  for (int run = 0; run < 2; ++run) {
+    Buffer<float> dhidden(Device::kCuda, static_cast<size_t>(problem.N) * kChannels);
+    Buffer<float> dwte(Device::kCuda, std::vector<float>(kVocab * kChannels, 0.0f));
+    Buffer<float> losses(Device::kCuda, problem.N);
+    sampled_softmax_forward_backward(cuda_, losses.data(), dhidden.data(), dwte.data(),
+                                     problem.on(cuda_, 0.7f), problem.loss_scale);
+    std::vector<float> result = dwte.download();
+    if (run == 0) {
+      first = result;
+    } else {
+      EXPECT_TRUE(bitwise_equal(first, result));
+    }
+  }
+}
+
 }  // namespace
-}  // namespace recforge
+}  // namespace recforge::testing

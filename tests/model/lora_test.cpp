@@ -1,7 +1,9 @@
-// LoRA adapters on the decoder: a fresh adapter changes nothing, the base model is reachable with
-// use_adapters = false, merging agrees with the adapter term and unmerging restores the weights,
-// PEFT files round-trip, a frozen base computes no base-weight gradients, and the backward matches
-// finite differences in float64.
+// LoRA adapters on the decoder (model/lora.h). On the CPU backend: a fresh adapter changes
+// nothing, the base model is reachable with use_adapters = false, merging agrees with the adapter
+// term and unmerging restores the weights, PEFT files round-trip, a frozen base computes no
+// base-weight gradients, and the backward matches finite differences in float64. On the GPU
+// against the CPU backend, every linear layer adapted and the base frozen: hidden states, adapter
+// and token-embedding gradients, merged outputs.
 #include "model/lora.h"
 
 #include <gtest/gtest.h>
@@ -9,17 +11,22 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <nlohmann/json.hpp>
+#include <random>
+#include <string>
+#include <vector>
 
+#include "kernels/cross_entropy.h"
 #include "model/decoder.h"
 #include "model/peft.h"
 #include "model/safetensors.h"
+#include "tests/support/backends.h"
 #include "tests/support/reference.h"
 
-namespace recforge {
+namespace recforge::testing {
 namespace {
 
 namespace fs = std::filesystem;
@@ -48,8 +55,8 @@ PackedBatch random_batch(std::mt19937_64& rng, const ModelConfig& config,
                          std::initializer_list<int> lengths) {
   PackedBatch batch = empty_batch();
   for (int length : lengths) {
-    batch.add_sequence(testing::random_ints(rng, length, 0, config.vocab_size),
-                       testing::random_ints(rng, length, -1, config.vocab_size));
+    batch.add_sequence(random_ints(rng, length, 0, config.vocab_size),
+                       random_ints(rng, length, -1, config.vocab_size));
   }
   return batch;
 }
@@ -60,7 +67,7 @@ std::vector<float> random_adapters(const Decoder<T>& model, std::mt19937_64& rng
   std::vector<float> values = initial_lora_parameters(model.lora_layout(), rng());
   for (const ParameterInfo& info : model.lora_layout().tensors()) {
     if (!info.name.ends_with(".lora_B")) continue;
-    std::vector<float> b = testing::random_normal<float>(rng, info.size, stddev);
+    std::vector<float> b = random_normal<float>(rng, info.size, stddev);
     std::copy(b.begin(), b.end(), values.begin() + info.offset);
   }
   return values;
@@ -76,11 +83,6 @@ std::vector<T> hidden_of(Decoder<T>& model, const DeviceBatch& batch,
 
 std::vector<double> as_double(const std::vector<float>& values) {
   return std::vector<double>(values.begin(), values.end());
-}
-
-template <typename T>
-bool bitwise_equal(const std::vector<T>& a, const std::vector<T>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0;
 }
 
 // ---- Configuration and layout ---------------------------------------------------------------
@@ -142,7 +144,7 @@ TEST(LoraLayout, NamesEachAdapterAfterItsWeightWithAlignedOffsets) {
 // ---- Decoder forward ------------------------------------------------------------------------
 
 TEST(DecoderLora, FreshAdaptersLeaveTheOutputBitwiseUnchanged) {
-  std::mt19937_64 rng(testing::fresh_seed());
+  std::mt19937_64 rng(fresh_seed());
   const ModelConfig config = small_config();
   const PackedBatch host = random_batch(rng, config, {5, 1, 16, 7});
   const DeviceBatch batch(Device::kCpu, host, config);
@@ -157,7 +159,7 @@ TEST(DecoderLora, FreshAdaptersLeaveTheOutputBitwiseUnchanged) {
 }
 
 TEST(DecoderLora, WithoutAdaptersTheForwardIsTheBaseModel) {
-  std::mt19937_64 rng(testing::fresh_seed());
+  std::mt19937_64 rng(fresh_seed());
   const ModelConfig config = small_config();
   const PackedBatch host = random_batch(rng, config, {9, 4, 12});
   const DeviceBatch batch(Device::kCpu, host, config);
@@ -170,8 +172,8 @@ TEST(DecoderLora, WithoutAdaptersTheForwardIsTheBaseModel) {
   options.use_adapters = false;
   const std::vector<float> reference = hidden_of(adapted, batch, options);
   EXPECT_TRUE(bitwise_equal(reference, hidden_of(base, batch, options)));
-  const double change = testing::relative_error(with_adapters, as_double(reference));
-  testing::report_error("lora adapters' change of the hidden states", change);
+  const double change = relative_error(with_adapters, as_double(reference));
+  report_error("lora adapters' change of the hidden states", change);
   EXPECT_GT(change, 1e-3) << "the adapters should change the output";
 }
 
@@ -180,7 +182,7 @@ TEST(DecoderLora, WithoutAdaptersTheForwardIsTheBaseModel) {
 class DecoderLoraMerge : public ::testing::Test {
  protected:
   void SetUp() override {
-    rng_.seed(testing::fresh_seed());
+    rng_.seed(fresh_seed());
     model_.enable_lora(all_linear(8), 2);
     model_.load_adapter_parameters(random_adapters(model_, rng_, 0.1));
   }
@@ -201,18 +203,18 @@ TEST_F(DecoderLoraMerge, MergedWeightsGiveTheAdaptersOutputAndUnmergeRestoresThe
   model_.merge_lora();
   EXPECT_TRUE(model_.lora_merged());
   const std::vector<float> merged = hidden_of(model_, batch_, options);
-  const double merge_error = testing::relative_error(merged, as_double(adapted));
-  testing::report_error("lora merged vs adapter outputs", merge_error);
+  const double merge_error = relative_error(merged, as_double(adapted));
+  report_error("lora merged vs adapter outputs", merge_error);
   EXPECT_LT(merge_error, 1e-5);
 
   model_.unmerge_lora();
   const std::vector<float> restored = model_.parameters().download();
-  const double weight_error = testing::relative_error(restored, as_double(weights));
-  testing::report_error("lora weights after merge + unmerge", weight_error);
+  const double weight_error = relative_error(restored, as_double(weights));
+  report_error("lora weights after merge + unmerge", weight_error);
   EXPECT_LT(weight_error, 1e-7);
   const std::vector<float> unmerged = hidden_of(model_, batch_, options);
-  const double unmerge_error = testing::relative_error(unmerged, as_double(adapted));
-  testing::report_error("lora unmerged vs adapter outputs", unmerge_error);
+  const double unmerge_error = relative_error(unmerged, as_double(adapted));
+  report_error("lora unmerged vs adapter outputs", unmerge_error);
   EXPECT_LT(unmerge_error, 1e-5);
 }
 
@@ -361,7 +363,7 @@ TrainingStep training_step(const ModelConfig& config, const PackedBatch& host,
 }
 
 TEST(DecoderLoraBackward, AFrozenBaseGetsNoWeightGradientsButWteAndTheAdaptersDo) {
-  std::mt19937_64 rng(testing::fresh_seed());
+  std::mt19937_64 rng(fresh_seed());
   const ModelConfig config = small_config();
   const PackedBatch host = random_batch(rng, config, {7, 3, 12});
   Decoder<float> probe(Context::cpu(), config, 1);
@@ -390,7 +392,7 @@ TEST(DecoderLoraBackward, AFrozenBaseGetsNoWeightGradientsButWteAndTheAdaptersDo
 }
 
 TEST(DecoderLoraBackward, ZeroGradientsClearsTheAdapterGradients) {
-  std::mt19937_64 rng(testing::fresh_seed());
+  std::mt19937_64 rng(fresh_seed());
   const ModelConfig config = small_config();
   const PackedBatch host = random_batch(rng, config, {5, 8});
   const DeviceBatch batch(Device::kCpu, host, config);
@@ -412,7 +414,7 @@ TEST(DecoderLoraBackward, ZeroGradientsClearsTheAdapterGradients) {
 TEST(DecoderLoraBackward, MatchesFiniteDifferencesInFloat64) {
   constexpr int kEntriesPerTensor = 4;
   constexpr double kStep = 1e-5;
-  std::mt19937_64 rng(testing::fresh_seed());
+  std::mt19937_64 rng(fresh_seed());
   ModelConfig config;
   config.vocab_size = 23;
   config.max_len = 8;
@@ -427,8 +429,7 @@ TEST(DecoderLoraBackward, MatchesFiniteDifferencesInFloat64) {
   LoraConfig lora = all_linear(3, 0.2f);
   lora.rslora = true;
   model.enable_lora(lora, 4);
-  const std::vector<double> base =
-      testing::random_normal<double>(rng, model.layout().total_size(), 0.3);
+  const std::vector<double> base = random_normal<double>(rng, model.layout().total_size(), 0.3);
   std::vector<double> adapters;
   for (float x : random_adapters(model, rng, 0.3)) adapters.push_back(x);
   const ForwardOptions options{AttentionMask::kCausal, true, 77};
@@ -463,12 +464,70 @@ TEST(DecoderLoraBackward, MatchesFiniteDifferencesInFloat64) {
       const double scale = std::max({std::abs(numeric), std::abs(exact), 1e-4});
       worst = std::max(worst, std::abs(numeric - exact) / scale);
     }
-    testing::report_error("lora gradcheck.fp64.grad." + info.name, worst);
+    report_error("lora gradcheck.fp64.grad." + info.name, worst);
     EXPECT_LT(worst, 1e-5) << info.name;
   };
   for (const ParameterInfo& info : model.lora_layout().tensors()) check(info, true);
   for (const ParameterInfo& info : model.layout().tensors()) check(info, false);
 }
 
+// ---- The CUDA backend against the CPU backend -----------------------------------------------
+
+class DecoderLoraGpuTest : public GpuTest {};
+
+TEST_F(DecoderLoraGpuTest, FrozenBaseStepMatchesTheCpuBackend) {
+  ModelConfig config;
+  config.vocab_size = 777;
+  config.max_len = 64;
+  config.d_model = 128;
+  config.n_layer = 2;
+  config.n_head = 2;
+  config.dropout = 0.1f;
+  LoraConfig lora;
+  lora.rank = 8;
+  lora.dropout = 0.1f;
+  lora.targets = {"all_linear"};
+  PackedBatch host = empty_batch();
+  uint32_t seed = 3;
+  for (int length : {1, 17, 64, 0, 33, 2}) {
+    host.add_sequence(random_ints(length, seed, 0, config.vocab_size - 1),
+                      random_ints(length, seed + 1, kIgnoreIndex, config.vocab_size - 1));
+    seed += 2;
+  }
+  const std::vector<float> initial =
+      random_floats(ParameterLayout(config).total_size(), 9, -0.1f, 0.1f);
+  std::vector<float> adapters =
+      random_floats(LoraLayout(config, lora).total_size(), 10, -0.1f, 0.1f);
+  std::vector<std::vector<float>> hidden, wte_gradient, adapter_gradients, merged;
+  for (const Context& ctx : {cpu_, cuda_}) {
+    Decoder<float> model(ctx, config, host.num_tokens());
+    model.load_parameters(initial);
+    model.enable_lora(lora, 1);
+    model.load_adapter_parameters(adapters);
+    model.set_base_frozen(true);
+    DeviceBatch batch(ctx.device(), host, config);
+    model.forward(batch, {AttentionMask::kCausal, true, 5});
+    const size_t NC = static_cast<size_t>(host.num_tokens()) * config.d_model;
+    hidden.emplace_back(NC);
+    copy_bytes(hidden.back().data(), Device::kCpu, model.hidden(), ctx.device(), NC * 4);
+    model.output_loss(batch, true);
+    model.backward(batch, true);
+    std::vector<float> gradients = model.gradients().download();
+    wte_gradient.emplace_back(gradients.begin(), gradients.begin() + model.layout().at("wte").size);
+    adapter_gradients.push_back(model.adapter_gradients().download());
+    model.merge_lora();
+    merged.push_back(model.parameters().download());
+  }
+  const double errors[] = {relative_error(hidden[1], hidden[0]),
+                           relative_error(wte_gradient[1], wte_gradient[0]),
+                           relative_error(adapter_gradients[1], adapter_gradients[0]),
+                           relative_error(merged[1], merged[0])};
+  const char* names[] = {"hidden", "wte gradient", "adapter gradients", "merged parameters"};
+  for (int i = 0; i < 4; ++i) {
+    std::cout << "[ rel_err ] decoder.lora." << names[i] << ": " << errors[i] << std::endl;
+    EXPECT_LT(errors[i], 1e-4) << names[i];
+  }
+}
+
 }  // namespace
-}  // namespace recforge
+}  // namespace recforge::testing

@@ -1,5 +1,5 @@
 // The small decoder of the precision tests (tests/support/loss_curve.h,
-// tests/model/decoder_bf16_test.cpp): two layers, two heads of 32 channels, dropout 0.1.
+// tests/model/decoder_test.cpp): two layers, two heads of 32 channels, dropout 0.1.
 #pragma once
 
 #include "model/config.h"
