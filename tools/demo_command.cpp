@@ -6,10 +6,10 @@
 
 #include "model/decoder.h"
 #include "tools/commands.h"
+#include "tools/synthetic.h"
 #include "train/optim/optimizer.h"
 #include "train/tasks/next_token.h"
 #include "train/train_step.h"
-#include "tools/synthetic.h"
 
 namespace recforge {
 namespace {

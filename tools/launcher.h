@@ -4,7 +4,8 @@
 // group, with
 //   RANK = LOCAL_RANK = 0 .. N-1, WORLD_SIZE = LOCAL_WORLD_SIZE = N,
 //   MASTER_ADDR = 127.0.0.1, MASTER_PORT = the caller's, or else a free port (bound to port 0)
-// added to the environment (train/dist/launch.h and train/dist/rendezvous.h read them). It then supervises:
+// added to the environment (train/dist/launch.h and train/dist/rendezvous.h read them). It then
+// supervises:
 //   - SIGINT or SIGTERM to the launcher is forwarded to every running worker (a second one sends
 //     SIGKILL); the return value is then the first non-zero worker status by rank, or 0;
 //   - the first worker that exits non-zero or by a signal is reported on stderr as

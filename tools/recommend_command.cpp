@@ -7,8 +7,8 @@
 #include "kernels/check.h"
 #include "tools/commands.h"
 #include "tools/model_source.h"
-#include "train/eval/checkpointed_model.h"
 #include "train/data/dataset.h"
+#include "train/eval/checkpointed_model.h"
 #include "train/eval/evaluation.h"
 
 namespace recforge {

@@ -4,8 +4,8 @@
 //
 // Multi-process runs: `--nproc N` (N > 1) starts N workers on this host (tools/launcher.h), each
 // this same command line without --nproc; otherwise the process finds its rank from
-// --rank/--world-size/--local-rank or a launcher's variables (train/dist/launch.h) and hands it to the
-// trainer.
+// --rank/--world-size/--local-rank or a launcher's variables (train/dist/launch.h) and hands it to
+// the trainer.
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>

@@ -137,10 +137,9 @@ StepTimes time_steps(const Context& ctx, const RunConfig& config, int warmup, in
   std::vector<double> times;
   for (int i = 0; i < warmup + steps; ++i) {
     auto begin = std::chrono::steady_clock::now();
-    train_step(
-        model, optimizer,
-        [&](Decoder<float>& m) { return task->forward_backward(m, micro, i, DataShard{}); },
-        {i, stage.train.lr, stage.train.grad_clip});
+    train_step(model, optimizer,
+               [&](Decoder<float>& m) { return task->forward_backward(m, micro, i, DataShard{}); },
+               {i, stage.train.lr, stage.train.grad_clip});
     ctx.synchronize();
     double ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - begin).count();

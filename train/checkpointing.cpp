@@ -93,9 +93,8 @@ void StageCheckpoints::save(const fs::path& dir, Decoder<float>& model, AdamW& o
     data.write_extra_files = [&model](const fs::path& tmp) { save_peft_adapter(tmp, model); };
   }
   data.trainer_state = recorded_;
-  data.trainer_state.update({{"stage", stage_},
-                             {"loop", to_json(state)},
-                             {"adam_steps", optimizer.steps_taken()}});
+  data.trainer_state.update(
+      {{"stage", stage_}, {"loop", to_json(state)}, {"adam_steps", optimizer.steps_taken()}});
   save_checkpoint(dir, data);
   if (dist_.parallel()) dist_.comm->barrier();
 }

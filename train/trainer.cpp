@@ -232,10 +232,10 @@ void StageRunner::log_step(const LoopState& state, const StepResult& result, flo
                            int64_t tokens, double seconds, const Progress& progress) {
   const double tokens_per_s = seconds > 0 ? tokens / seconds : 0.0;
   const StepLosses& losses = result.losses;
-  json event = {{"stage", stage_.name},         {"step", state.step},
-                {"epoch", state.epoch},         {"loss", losses.loss},
-                {"lr", lr},                     {"grad_norm", result.grad_norm},
-                {"tokens_per_s", tokens_per_s}};
+  json event = {
+      {"stage", stage_.name},        {"step", state.step}, {"epoch", state.epoch},
+      {"loss", losses.loss},         {"lr", lr},           {"grad_norm", result.grad_norm},
+      {"tokens_per_s", tokens_per_s}};
   if (losses.parts.is_object()) event.update(losses.parts);
   log_->write(event);
   std::printf("%s epoch %d step %lld/%lld loss %.4f lr %.2e %.0f tok/s ETA %s\n",

@@ -1,6 +1,6 @@
 // The training loop: runs the stages of a configuration in order in one run directory, each from
-// scratch, the previous stage's best checkpoint or a given checkpoint (train/setup/stage_start.h), with
-// what it trains behind a StageTask (pre-training, SFT, DPO) — packed micro-batches, gradient
+// scratch, the previous stage's best checkpoint or a given checkpoint (train/setup/stage_start.h),
+// with what it trains behind a StageTask (pre-training, SFT, DPO) — packed micro-batches, gradient
 // accumulation, the learning-rate schedule, AdamW over the trainable parameter groups, periodic
 // validation with early stopping, atomic checkpoints, exact resume, and the metrics at the best
 // validation checkpoint in `final_metrics-<stage>.json`.

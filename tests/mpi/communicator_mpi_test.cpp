@@ -239,9 +239,7 @@ TEST(NoneCommunicator, CollectivesAreTheIdentity) {
   comm->barrier();
 }
 
-TEST(Communicator, RefusesAnUnknownBackend) {
-  EXPECT_THROW(parse_comm_backend("gloo"), Error);
-}
+TEST(Communicator, RefusesAnUnknownBackend) { EXPECT_THROW(parse_comm_backend("gloo"), Error); }
 
 }  // namespace
 }  // namespace recforge

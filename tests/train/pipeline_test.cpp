@@ -15,12 +15,12 @@
 #include "model/checkpoint.h"
 #include "model/parameters.h"
 #include "model/vocabulary.h"
-#include "train/eval/checkpointed_model.h"
 #include "train/data/dataset.h"
-#include "train/eval/evaluation.h"
-#include "train/tasks/sft_stage.h"
 #include "train/data/split.h"
+#include "train/eval/checkpointed_model.h"
+#include "train/eval/evaluation.h"
 #include "train/setup/stage_start.h"
+#include "train/tasks/sft_stage.h"
 #include "train/trainer.h"
 
 namespace recforge {

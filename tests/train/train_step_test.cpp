@@ -60,9 +60,8 @@ TEST(TrainStep, NaNLossStopsWithTheStepAndKeepsParameters) {
   values[model.layout().offset("ln_f.bias")] = std::numeric_limits<float>::quiet_NaN();
   model.load_parameters(values);
   try {
-    train_step(
-        model, optimizer, [&](Decoder<float>& m) { return next_token_pass(m, batch, {}); },
-        {0, 1e-3f, 1.0f});
+    train_step(model, optimizer, [&](Decoder<float>& m) { return next_token_pass(m, batch, {}); },
+               {0, 1e-3f, 1.0f});
     FAIL() << "expected an error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("the loss is nan at step 1"), std::string::npos)

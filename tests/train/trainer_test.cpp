@@ -14,10 +14,10 @@
 #include "kernels/check.h"
 #include "model/checkpoint.h"
 #include "train/data/dataset.h"
-#include "train/eval/eval_cases.h"
 #include "train/data/log_synth.h"
-#include "train/eval/metrics.h"
 #include "train/data/split.h"
+#include "train/eval/eval_cases.h"
+#include "train/eval/metrics.h"
 
 namespace recforge {
 namespace {

@@ -61,7 +61,7 @@ struct StageInit {
 
 // eval.metric: ndcg@K, hr@K (K one of eval.ks), mrr, auc, accuracy, rmse or mae.
 struct SelectionMetric {
-  std::string key = "ndcg@10";  // its name among the metrics a task reports (metrics.jsonl)
+  std::string key = "ndcg@10";   // its name among the metrics a task reports (metrics.jsonl)
   bool higher_is_better = true;  // false for the errors, rmse and mae
 
   bool operator==(const SelectionMetric&) const = default;
@@ -94,24 +94,24 @@ struct ModelSection {
   int n_layer = 2;
   int n_head = 2;
   int mlp_ratio = 4;
-  float dropout = 0.2f;                       // [0, 1)
-  float init_std = 0.02f;                     // (0, 1]: sigma of the initial matrices
-  float embedding_init_std = 0.02f;           // (0, 2]: sigma of the initial token and position
-                                              // embeddings
-  Precision precision = Precision::kFp32;     // fp32 | bf16 (model/config.h)
+  float dropout = 0.2f;                    // [0, 1)
+  float init_std = 0.02f;                  // (0, 1]: sigma of the initial matrices
+  float embedding_init_std = 0.02f;        // (0, 2]: sigma of the initial token and position
+                                           // embeddings
+  Precision precision = Precision::kFp32;  // fp32 | bf16 (model/config.h)
 
   bool operator==(const ModelSection&) const = default;
 };
 
 // Direct preference optimization (objective.type: dpo).
 struct DpoSection {
-  DpoLoss loss = DpoLoss::kSigmoid;         // sigmoid | ipo | hinge | robust | sdpo
-  float beta = 0.1f;                        // > 0
-  float label_smoothing = 0.0f;             // [0, 0.5): sigmoid and robust
-  int rejected = 1;                         // rejected items per pair, [1, 7] (sdpo uses them all)
+  DpoLoss loss = DpoLoss::kSigmoid;          // sigmoid | ipo | hinge | robust | sdpo
+  float beta = 0.1f;                         // > 0
+  float label_smoothing = 0.0f;              // [0, 0.5): sigmoid and robust
+  int rejected = 1;                          // rejected items per pair, [1, 7] (sdpo uses them all)
   PairSource pairs = PairSource::kNextItem;  // next_item | rating
-  int chosen_min_rating = 4;                // pairs: rating
-  int rejected_max_rating = 2;              // pairs: rating
+  int chosen_min_rating = 4;                 // pairs: rating
+  int rejected_max_rating = 2;               // pairs: rating
   bool precompute_reference = true;  // reference log-probabilities computed once, before training
   int pairs_per_user = 8;            // training pairs: each user's most recent ones
   bool disable_dropout = true;       // the policy runs without dropout, like its reference
@@ -123,35 +123,35 @@ struct ObjectiveSection {
   ObjectiveType type = ObjectiveType::kMbpNbp;  // mbp_nbp | nbp | mbp (pre-training) | sft | dpo
   float mask_ratio = 0.2f;  // (0, 1]: share of a sequence's items replaced by MASK (>= 1 item)
   int next_k = 1;           // [1, 8]: NBP predicts each of the next K items
-  std::vector<float> next_k_weights;  // empty (all 1) or next_k non-negative weights
-  float lambda = 1.0f;                // L = L_MBP + lambda · L_NBP, >= 0
-  ItemLossType loss = ItemLossType::kFullSoftmax;       // full_softmax | sampled_softmax
-  int negatives = 128;                                   // sampled softmax: shared by the batch
+  std::vector<float> next_k_weights;               // empty (all 1) or next_k non-negative weights
+  float lambda = 1.0f;                             // L = L_MBP + lambda · L_NBP, >= 0
+  ItemLossType loss = ItemLossType::kFullSoftmax;  // full_softmax | sampled_softmax
+  int negatives = 128;                             // sampled softmax: shared by the batch
   NegativeSampling sampling = NegativeSampling::kUniform;  // uniform | popularity (training part)
-  float temperature = 1.0f;                              // > 0, logits are divided by it
-  SftTask task = SftTask::kNextItem;  // sft: next_item | preference | rating
-  int like_threshold = 4;             // sft preference: a rating >= this is a like (YES)
-  int examples_per_user = 0;          // sft: training examples drawn per user, 0 = every position
+  float temperature = 1.0f;                                // > 0, logits are divided by it
+  SftTask task = SftTask::kNextItem;                       // sft: next_item | preference | rating
+  int like_threshold = 4;     // sft preference: a rating >= this is a like (YES)
+  int examples_per_user = 0;  // sft: training examples drawn per user, 0 = every position
   DpoSection dpo;
 
   bool operator==(const ObjectiveSection&) const = default;
 };
 
 struct TrainSection {
-  int batch_size = 256;                // sequences per micro-batch (>= 1)
-  int token_budget = 0;                // > 0: micro-batches are cut at this many tokens instead
-  float lr = 1e-3f;                    // > 0
-  int warmup_steps = 0;                // >= 0, linear warmup from 0
+  int batch_size = 256;  // sequences per micro-batch (>= 1)
+  int token_budget = 0;  // > 0: micro-batches are cut at this many tokens instead
+  float lr = 1e-3f;      // > 0
+  int warmup_steps = 0;  // >= 0, linear warmup from 0
   LrSchedule schedule = LrSchedule::kConstant;  // constant | cosine | linear (decay to
                                                 // min_lr_ratio · lr)
-  float min_lr_ratio = 0.0f;           // [0, 1]
-  int epochs = 10;                     // >= 1
-  int64_t max_steps = 0;               // > 0 stops after this many optimizer steps
-  float weight_decay = 0.0f;           // >= 0
-  float beta1 = 0.9f, beta2 = 0.999f;  // [0, 1)
-  float eps = 1e-8f;                   // > 0
-  float grad_clip = 1.0f;              // <= 0 disables
-  int grad_accum = 1;                  // micro-batches per optimizer step, >= 1
+  float min_lr_ratio = 0.0f;                    // [0, 1]
+  int epochs = 10;                              // >= 1
+  int64_t max_steps = 0;                        // > 0 stops after this many optimizer steps
+  float weight_decay = 0.0f;                    // >= 0
+  float beta1 = 0.9f, beta2 = 0.999f;           // [0, 1)
+  float eps = 1e-8f;                            // > 0
+  float grad_clip = 1.0f;                       // <= 0 disables
+  int grad_accum = 1;                           // micro-batches per optimizer step, >= 1
 
   bool operator==(const TrainSection&) const = default;
 };
@@ -160,8 +160,8 @@ struct EvalSection {
   int every_steps = 0;     // 0: once per epoch
   SelectionMetric metric;  // ndcg@K | hr@K | mrr (K in ks) | auc | accuracy | rmse | mae
   int patience = 10;       // evaluations without improvement before stopping; 0 = never stop
-  EvalProtocol protocol = EvalProtocol::kFull;  // full | sampled
-  int sampled_negatives = 100;                  // sampled protocol: negatives per user
+  EvalProtocol protocol = EvalProtocol::kFull;               // full | sampled
+  int sampled_negatives = 100;                               // sampled protocol: negatives per user
   NegativeSampling sampled_by = NegativeSampling::kUniform;  // uniform | popularity
   bool exclude_history = true;  // full protocol: a user's earlier items are not ranked
   std::vector<int> ks = {1, 5, 10, 20};
@@ -208,9 +208,9 @@ struct StageSection {
 
 struct DistributedSection {
   CommBackend backend = CommBackend::kAuto;  // auto | nccl | mpi | none
-  int timeout_seconds = 300;  // > 0: rendezvous and collective set-up waits
-  bool zero1 = false;         // shard AdamW's moments over the ranks (ZeRO stage 1)
-  bool overlap = true;        // reduce gradients tensor by tensor during the last backward
+  int timeout_seconds = 300;                 // > 0: rendezvous and collective set-up waits
+  bool zero1 = false;                        // shard AdamW's moments over the ranks (ZeRO stage 1)
+  bool overlap = true;  // reduce gradients tensor by tensor during the last backward
 
   bool operator==(const DistributedSection&) const = default;
 };

@@ -1,9 +1,9 @@
 // Prepared datasets: `prepare_dataset` turns interaction logs into a directory that `Dataset`
 // memory-maps read-only.
 //
-// Preparation: parse every input (train/data/interactions.h); group the events by user and sort each
-// user's events by time with a stable sort (ties keep file order; seq/pairs logs have no time and
-// keep file order); drop repeated (user, item) events (dedup, keeping the first); then the
+// Preparation: parse every input (train/data/interactions.h); group the events by user and sort
+// each user's events by time with a stable sort (ties keep file order; seq/pairs logs have no time
+// and keep file order); drop repeated (user, item) events (dedup, keeping the first); then the
 // iterative k-core: drop users with fewer than min_user_interactions events and events of items
 // with fewer than min_item_interactions events, until neither drops anything. Internal user and
 // item ids are 0..n-1 in order of first appearance in the input files among the kept events.

@@ -1,5 +1,5 @@
-// Per-user splits of the event log for task examples (train/tasks/sft_tasks.h): each user's events, in
-// the dataset's chronological order, are a training prefix, then validation events, then test
+// Per-user splits of the event log for task examples (train/tasks/sft_tasks.h): each user's events,
+// in the dataset's chronological order, are a training prefix, then validation events, then test
 // events:
 //
 //   event index   0 .. valid_begin-1 | valid_begin .. test_begin-1 | test_begin .. n-1
@@ -10,7 +10,8 @@
 //                   events are test, the max(1, ⌊valid_fraction·n⌋) before them valid (none when
 //                   valid_fraction = 0), the rest train. A user without at least one training
 //                   event left trains on everything and has no held-out events.
-//   leave_one_out   the project's protocol (train/data/split.h): a user with n >= 3 events validates on
+//   leave_one_out   the project's protocol (train/data/split.h): a user with n >= 3 events
+//   validates on
 //                   event n-2 and is tested on event n-1.
 //
 // The history of event j is what a prompt that predicts event j may show: the events [0, h) with

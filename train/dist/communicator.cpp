@@ -68,8 +68,8 @@ CommBackend parse_comm_backend(std::string_view name) {
        {CommBackend::kAuto, CommBackend::kNone, CommBackend::kMpi, CommBackend::kNccl}) {
     if (name == comm_backend_name(backend)) return backend;
   }
-  throw Error(concat("unknown communication backend '", name,
-                     "': expected auto, none, mpi or nccl"));
+  throw Error(
+      concat("unknown communication backend '", name, "': expected auto, none, mpi or nccl"));
 }
 
 CommBackend resolve_backend(const Context& ctx, const CommunicatorOptions& options) {

@@ -1,4 +1,5 @@
-// rendezvous_share: checks the settings and picks the transport (train/dist/rendezvous_transport.h).
+// rendezvous_share: checks the settings and picks the transport
+// (train/dist/rendezvous_transport.h).
 #include "train/dist/rendezvous.h"
 
 #include <charconv>

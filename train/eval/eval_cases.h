@@ -6,8 +6,8 @@
 #include <vector>
 
 #include "train/data/dataset.h"
-#include "train/eval/evaluation.h"
 #include "train/data/split.h"
+#include "train/eval/evaluation.h"
 
 namespace recforge {
 

@@ -9,16 +9,15 @@ namespace {
 
 // The groups over the model's parameter buffer: [0, known) and the rest, with the known items'
 // rows [known_begin, known_end) kept out, trained at their own rate or not at all.
-std::vector<ParameterGroup> trainable_groups(Decoder<float>& model,
-                                             const FinetuneSection& finetune,
+std::vector<ParameterGroup> trainable_groups(Decoder<float>& model, const FinetuneSection& finetune,
                                              const StageStart& start) {
   const ParameterLayout& layout = model.layout();
   ParameterGroup all = whole_buffer(model.parameters(), model.gradients(), layout.num_decayed());
   const bool lora = finetune.method == FinetuneMethod::kLora;
   const bool separate =
-      lora || (start.checkpoint && start.known_items > 0 &&
-               (finetune.known_items == KnownItems::kFrozen ||
-                finetune.known_items_lr_scale != 1.0f));
+      lora ||
+      (start.checkpoint && start.known_items > 0 &&
+       (finetune.known_items == KnownItems::kFrozen || finetune.known_items_lr_scale != 1.0f));
   if (!separate) return {all};
   const int64_t known_begin = layout.token_row_offset(kFirstItemToken);
   const int64_t known_end = layout.token_row_offset(kFirstItemToken + start.known_items);

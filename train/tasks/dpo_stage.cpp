@@ -203,8 +203,8 @@ StepLosses DpoStage::forward_backward(Decoder<float>& model, std::span<const Mic
       dpo_loss(ctx_, losses_.data() + done, dpolicy_.data(),
                metrics_.data() + static_cast<size_t>(done) * kDpoNumMetrics, logps,
                batch_reference_.data(), P, K_, params_, scale);
-      candidate_logprobs_backward(ctx_, drows_.data(), model.item_row_gradients(),
-                                  dpolicy_.data(), lse_.data(), rows_.data(), model.item_rows(),
+      candidate_logprobs_backward(ctx_, drows_.data(), model.item_row_gradients(), dpolicy_.data(),
+                                  lse_.data(), rows_.data(), model.item_rows(),
                                   batch_candidates_.data(), P, C, num_items_, K_);
       scatter_rows(ctx_, model.hidden_gradient(), drows_.data(), last_rows_.data(), P,
                    batch.num_tokens(), C);

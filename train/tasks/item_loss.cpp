@@ -97,8 +97,8 @@ double ItemLoss::full_softmax(Decoder<float>& model, const ObjectiveBatch& batch
   float* dhidden = backward ? model.hidden_gradient() : nullptr;
   float* ditems = backward ? model.item_row_gradients() : nullptr;
   classifier_forward_backward(ctx_, losses_.data(), dhidden, ditems, hidden, model.item_rows(),
-                              targets_.data(), weights, N, C,
-                              num_items_, static_cast<float>(gradient_scale / count), kIgnoreIndex);
+                              targets_.data(), weights, N, C, num_items_,
+                              static_cast<float>(gradient_scale / count), kIgnoreIndex);
   if (backward && config_.temperature != 1.0f) {
     scale(ctx_, dhidden, static_cast<int64_t>(N) * C, inv_t);
   }
@@ -154,8 +154,8 @@ double ItemLoss::sampled_softmax(Decoder<float>& model, const ObjectiveBatch& ba
   in.ignore_index = kIgnoreIndex;
   sampled_softmax_forward_backward(ctx_, losses_.data(),
                                    backward ? model.hidden_gradient() : nullptr,
-                                   backward ? model.item_row_gradients() : nullptr,
-                                   in, static_cast<float>(gradient_scale / count));
+                                   backward ? model.item_row_gradients() : nullptr, in,
+                                   static_cast<float>(gradient_scale / count));
   std::vector<float> losses = losses_.download();
   return std::accumulate(losses.begin(), losses.begin() + N, 0.0) / count;
 }

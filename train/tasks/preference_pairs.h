@@ -1,8 +1,8 @@
-// Preference pairs for DPO (kernels/dpo_loss.h) built from a leave-one-out split (train/data/split.h).
-// A pair is a prompt (the items a user had before some target, the most recent max_len of them)
-// and K candidate items: the chosen one first, then K − 1 rejected ones. Candidates are item ids
-// (0-based), so they index the item rows of the tied output layer, wte[kFirstItemToken + i]
-// (pass the item sub-range to kernels/candidate_logprobs.h).
+// Preference pairs for DPO (kernels/dpo_loss.h) built from a leave-one-out split
+// (train/data/split.h). A pair is a prompt (the items a user had before some target, the most
+// recent max_len of them) and K candidate items: the chosen one first, then K − 1 rejected ones.
+// Candidates are item ids (0-based), so they index the item rows of the tied output layer,
+// wte[kFirstItemToken + i] (pass the item sub-range to kernels/candidate_logprobs.h).
 //
 // From sequences (implicit feedback): the chosen item is the true next item:
 //   training pairs  every user and training position t ≥ 1: prompt train[0, t), chosen train[t]

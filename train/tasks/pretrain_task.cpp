@@ -102,8 +102,8 @@ double PretrainTask::run_pass(Decoder<float>& model, ItemLoss& loss, const Objec
   DeviceBatch device_batch(model.context().device(), batch.inputs, model.config());
   const uint64_t seed = config_.run.seed;
   model.forward(device_batch, {mask, true, seed ^ stream_of(pass.step, pass.m, stream)});
-  const double value = loss.compute(model, batch, static_cast<float>(pass.scale * part), true,
-                                    seed, stream_of(pass.step, pass.m, stream + 2));
+  const double value = loss.compute(model, batch, static_cast<float>(pass.scale * part), true, seed,
+                                    stream_of(pass.step, pass.m, stream + 2));
   model.backward(device_batch, pass.last_of_step);
   tokens += batch.inputs.num_tokens();
   return value * part;
@@ -116,10 +116,9 @@ double PretrainTask::next_items_pass(Decoder<float>& model, const Pass& pass,
   const ObjectiveBatch batch =
       make_next_items_batch(sequences(shard.of(pass.micro), false), K, max_len);
   const double local = nbp_loss_->weighted_count(batch);
-  const double whole =
-      shard.world_size == 1
-          ? local
-          : nbp_loss_->weighted_count(make_next_items_batch(sequences(pass.micro, false), K, max_len));
+  const double whole = shard.world_size == 1 ? local
+                                             : nbp_loss_->weighted_count(make_next_items_batch(
+                                                   sequences(pass.micro, false), K, max_len));
   const double part = local > 0.0 ? local / whole : 0.0;
   return run_pass(model, *nbp_loss_, batch, pass, AttentionMask::kCausal, 0, part, tokens);
 }

@@ -169,8 +169,7 @@ nlohmann::json SftStage::final_report(Decoder<float>& model) {
 
 nlohmann::json SftStage::inference_state() const {
   if (ranking_) return ranking_->inference_state();
-  return {
-      {"inference", "causal"}, {"task", name_of(task_)}, {"prompt", nlohmann::json::array()}};
+  return {{"inference", "causal"}, {"task", name_of(task_)}, {"prompt", nlohmann::json::array()}};
 }
 
 }  // namespace recforge

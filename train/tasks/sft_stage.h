@@ -1,6 +1,7 @@
-// Supervised fine-tuning (objective.type: sft): one task's token templates (train/tasks/sft_tasks.h),
-// softmax cross-entropy over the whole vocabulary at the answer position only, the loss
-// normalised by the number of answers in the optimizer step (all its micro-batches together).
+// Supervised fine-tuning (objective.type: sft): one task's token templates
+// (train/tasks/sft_tasks.h), softmax cross-entropy over the whole vocabulary at the answer position
+// only, the loss normalised by the number of answers in the optimizer step (all its micro-batches
+// together).
 //
 // Evaluation by task:
 //   next_item   ranking of the held-out item (full and sampled protocols) with the task token
@@ -41,8 +42,7 @@ class SftStage : public StageTask {
  private:
   // Adds the batch's answers' −log p(answer | prompt) to `sum`, writes scale · ∂L/∂hidden and
   // accumulates scale · ∂L/∂wte; an empty batch adds nothing.
-  void add_answer_losses(Decoder<float>& model, const DeviceBatch& batch, float scale,
-                         double& sum);
+  void add_answer_losses(Decoder<float>& model, const DeviceBatch& batch, float scale, double& sum);
   // The logits of the 16 special tokens at each example's answer position [examples, 16].
   std::vector<float> answer_logits(Decoder<float>& model, const std::vector<SftExample>& examples);
   Metrics score(Decoder<float>& model, const std::vector<SftExample>& examples);

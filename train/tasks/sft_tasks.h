@@ -7,9 +7,9 @@
 //   preference   [TASK_PREFERENCE] l_1 … l_a SEP d_1 … d_b SEP target          → YES | NO
 //   rating       [TASK_RATING] i_1 r_1 i_2 r_2 … i_k r_k SEP target            → r (RATING_1..5)
 //
-// Examples come from an EventSplit (train/data/event_split.h): the event being predicted is the target,
-// and every prompt shows only that event's history (the events strictly before it), its most recent
-// events that fit:
+// Examples come from an EventSplit (train/data/event_split.h): the event being predicted is the
+// target, and every prompt shows only that event's history (the events strictly before it), its
+// most recent events that fit:
 //   next_item:   the last min(max_history, max_len − 1) history items.
 //   preference:  walking the history from the most recent event back, an item goes to the liked
 //                side (rating >= like_threshold) or the disliked side, until each side holds

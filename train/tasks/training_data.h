@@ -8,8 +8,8 @@
 #include <span>
 #include <vector>
 
-#include "train/tasks/objectives.h"
 #include "train/data/split.h"
+#include "train/tasks/objectives.h"
 
 namespace recforge {
 
