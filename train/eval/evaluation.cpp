@@ -1,5 +1,7 @@
 #include "train/eval/evaluation.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -421,14 +423,17 @@ std::vector<std::vector<int32_t>> sample_eval_negatives(
 
 void save_negatives(const std::filesystem::path& path,
                     std::span<const std::vector<int32_t>> negatives) {
-  std::ofstream out(path);
-  RECFORGE_CHECK(out, "save_negatives: cannot open ", path.string(), " for writing");
+  std::filesystem::path tmp = path;
+  tmp += concat(".tmp-", getpid());
+  std::ofstream out(tmp);
+  RECFORGE_CHECK(out, "save_negatives: cannot open ", tmp.string(), " for writing");
   for (const std::vector<int32_t>& line : negatives) {
     for (size_t j = 0; j < line.size(); ++j) out << (j ? " " : "") << line[j];
     out << '\n';
   }
   out.close();
-  RECFORGE_CHECK(out, "save_negatives: writing ", path.string(), " failed");
+  RECFORGE_CHECK(out, "save_negatives: writing ", tmp.string(), " failed");
+  std::filesystem::rename(tmp, path);
 }
 
 std::vector<std::vector<int32_t>> load_negatives(const std::filesystem::path& path) {

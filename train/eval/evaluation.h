@@ -70,7 +70,9 @@ std::vector<std::vector<int32_t>> sample_eval_negatives(
     std::span<const EvalCase> cases, std::span<const std::vector<int32_t>> user_items,
     int32_t num_items, int count, std::span<const int64_t> popularity, uint64_t seed);
 
-// Text format: one line per case, its negatives as space-separated item ids.
+// Text format: one line per case, its negatives as space-separated item ids. The file appears
+// complete or not at all (written beside it, then renamed), so another process that reads it
+// while it is being saved never sees part of it.
 void save_negatives(const std::filesystem::path& path,
                     std::span<const std::vector<int32_t>> negatives);
 std::vector<std::vector<int32_t>> load_negatives(const std::filesystem::path& path);

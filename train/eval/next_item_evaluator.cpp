@@ -36,10 +36,19 @@ NextItemEvaluator::NextItemEvaluator(const RunConfig& config, const StageSection
       valid_(evaluation_cases(data, split, Split::kValid, stage.eval.exclude_history)),
       test_(evaluation_cases(data, split, Split::kTest, stage.eval.exclude_history)) {}
 
-// The sampled protocol's negatives of every case: drawn once (seeded) and kept in the run
-// directory, so every evaluation of the stage and a resumed run rank against the same ones.
-std::vector<std::vector<int32_t>> NextItemEvaluator::sampled_negatives(Split which,
-                                                                       const EvalCases& all) {
+// The sampled protocol's negatives of every case: drawn once (seeded, so every rank draws the
+// same) and kept in memory and in the run directory, so every evaluation of the stage and a
+// resumed run rank against the same ones.
+const std::vector<std::vector<int32_t>>& NextItemEvaluator::sampled_negatives(
+    Split which, const EvalCases& all) {
+  std::vector<std::vector<int32_t>>& negatives =
+      which == Split::kValid ? valid_negatives_ : test_negatives_;
+  if (negatives.empty()) negatives = load_or_draw_negatives(which, all);
+  return negatives;
+}
+
+std::vector<std::vector<int32_t>> NextItemEvaluator::load_or_draw_negatives(Split which,
+                                                                            const EvalCases& all) {
   const fs::path file = fs::path(config_.run.output_dir) /
                         ("negatives-" + stage_.name + "-" + split_name(which) + ".txt");
   if (fs::exists(file)) return load_negatives(file);

@@ -31,7 +31,8 @@ class NextItemEvaluator {
   nlohmann::json inference_state() const;
 
  private:
-  std::vector<std::vector<int32_t>> sampled_negatives(Split which, const EvalCases& all);
+  const std::vector<std::vector<int32_t>>& sampled_negatives(Split which, const EvalCases& all);
+  std::vector<std::vector<int32_t>> load_or_draw_negatives(Split which, const EvalCases& all);
 
   const RunConfig& config_;
   const StageSection& stage_;
@@ -41,6 +42,7 @@ class NextItemEvaluator {
   bool masked_;
   Distributed distributed_;
   EvalCases valid_, test_;
+  std::vector<std::vector<int32_t>> valid_negatives_, test_negatives_;  // the sampled protocol's
 };
 
 }  // namespace recforge
