@@ -11,6 +11,7 @@
 #include "tools/commands.h"
 #include "tools/model_source.h"
 #include "train/eval/checkpointed_model.h"
+#include "train/config/config.h"
 #include "train/eval/eval_cases.h"
 
 namespace recforge {
@@ -53,6 +54,8 @@ void run_eval(const EvalCommandOptions& options) {
                  loaded.model->config().vocab_size - kFirstItemToken);
   LeaveOneOutSplit split(data);
   const Split which = options.split == "valid" ? Split::kValid : Split::kTest;
+  const EvalProtocol protocol = parse_choice<EvalProtocol>(options.protocol);
+  const NegativeSampling sampled_by = parse_choice<NegativeSampling>(options.sampled_by);
   EvalCases cases = evaluation_cases(data, split, which, !options.include_history);
   EvalOptions eval;
   eval.ks = parse_ks(options.ks);
@@ -64,14 +67,14 @@ void run_eval(const EvalCommandOptions& options) {
                            {"protocol", options.protocol},
                            {"users", cases.cases.size()}};
   RankingMetrics metrics(eval.ks);
-  if (options.protocol == "full") {
+  if (protocol == EvalProtocol::kFull) {
     metrics = evaluate_full_ranking(*loaded.model, data.num_items(), cases.cases, eval);
     result["setting"] = options.include_history
                             ? "full ranking over all items, nothing excluded"
                             : "full ranking over all items, each user's earlier items excluded";
   } else {
     std::vector<int64_t> popularity;
-    if (options.sampled_by == "popularity") popularity = split.train_item_counts();
+    if (sampled_by == NegativeSampling::kPopularity) popularity = split.train_item_counts();
     auto negatives = sample_eval_negatives(cases.cases, cases.user_items, data.num_items(),
                                            options.negatives, popularity, options.seed);
     if (!options.save_negatives.empty()) save_negatives(options.save_negatives, negatives);
