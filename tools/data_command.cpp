@@ -74,8 +74,10 @@ void register_prepare(CLI::App& data) {
   prepare->add_option("--min-item-interactions", o.min_item_interactions, "k-core: items")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
-  prepare->add_option("--output", args->output, "dataset directory (replaced on success)")
+  prepare->add_option("--output", args->output, "dataset directory (created on success)")
       ->required();
+  prepare->add_flag("--overwrite", o.overwrite,
+                    "replace a dataset already at --output (once the new one is complete)");
   prepare->callback([args] { run_prepare(*args); });
 }
 

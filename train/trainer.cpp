@@ -19,7 +19,7 @@
 #include "train/dist/rendezvous.h"
 #include "train/optim/optimizer.h"
 #include "train/optim/schedule.h"
-#include "train/run_log.h"
+#include "train/run_directory.h"
 #include "train/setup/finetune.h"
 #include "train/setup/stage_start.h"
 #include "train/tasks/stage_task.h"
@@ -345,6 +345,7 @@ StageStart stage_start_on_every_rank(const RunConfig& config, size_t stage_index
 void request_stop() { stop_requested = 1; }
 
 TrainStatus train(const RunConfig& config, const TrainerOptions& options) {
+  require_datasets(config);
   const LaunchInfo& launch = options.launch;
   const Device device = resolve_device(config.run.device);
   Context ctx =
@@ -358,9 +359,11 @@ TrainStatus train(const RunConfig& config, const TrainerOptions& options) {
                 " already holds checkpoints: continue it with --resume, or set run.output_dir to "
                 "a new directory");
   }
+  std::optional<RunLock> lock;
   std::optional<RunLog> log;
   if (dist.writes_files()) {
     fs::create_directories(run_dir);
+    lock.emplace(run_dir);
     std::ofstream(run_dir / "config.resolved.yaml") << to_yaml(config);
     log.emplace(run_dir / "metrics.jsonl");
     if (dist.parallel()) {

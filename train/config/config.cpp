@@ -781,6 +781,26 @@ void cross_check(const Reader& reader, const ObjectiveSection& s) {
   }
 }
 
+// A path the run records in its JSON files (checkpoints, metrics) must be UTF-8.
+void check_path(const Reader& reader, const char* key, const std::string& path) {
+  const size_t at = invalid_utf8_offset(path);
+  if (at == std::string::npos) return;
+  reader.fail(key, "not valid UTF-8 (byte ", static_cast<int>(static_cast<unsigned char>(path[at])),
+              " at offset ", at, "): the run records its paths in JSON files, which hold UTF-8 ",
+              "only; rename the directory");
+}
+
+void cross_check(const Reader& reader, const RunSection& s) {
+  check_path(reader, "output_dir", s.output_dir);
+}
+
+void cross_check(const Reader& reader, const DataSection& s) { check_path(reader, "path", s.path); }
+
+void cross_check(const Reader& reader, const StageSection& s) {
+  check_path(reader, "data", s.data);
+  check_path(reader, "init", s.init.checkpoint);
+}
+
 // LoRA adapters run in fp32 only, so a bf16 run cannot reach a LoRA stage: say so before the
 // first stage trains for hours.
 void cross_check(const Reader& reader, const RunConfig& c) {
@@ -1015,6 +1035,16 @@ RECFORGE_CHOICE(InitFrom)
 
 SelectionMetric selection_metric(const std::string& key) {
   return {key, key != "rmse" && key != "mae"};
+}
+
+void require_datasets(const RunConfig& config) {
+  if (!config.data.path.empty()) return;
+  for (const StageSection& stage : config.stages) {
+    if (stage.data.empty()) {
+      throw Error(concat("data.path is missing: set it to a prepared dataset directory (recforge ",
+                         "data prepare), which stage \"", stage.name, "\" trains on"));
+    }
+  }
 }
 
 std::string to_yaml(const RunConfig& config) {

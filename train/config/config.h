@@ -232,6 +232,9 @@ RunConfig load_config(const std::filesystem::path& file, const std::vector<std::
 // Same, from text (`source_name` stands for the file in messages).
 RunConfig parse_config(const std::string& text, const std::string& source_name,
                        const std::vector<std::string>& overrides);
+// Throws unless every stage has a dataset, its own or data.path (an unset path is never taken to
+// mean the current directory). A run checks it before it starts.
+void require_datasets(const RunConfig& config);
 // The whole resolved configuration (every key, defaults included) as YAML.
 std::string to_yaml(const RunConfig& config);
 

@@ -321,11 +321,35 @@ fs::path with_suffix(const fs::path& path, const std::string& suffix) {
   return result;
 }
 
-// Moves the finished temporary directory to `output`, replacing an existing dataset there.
-void install(TemporaryDirectory& temp, const fs::path& output) {
-  if (fs::exists(output) && !fs::is_directory(output)) {
+// Whether `dir` holds a prepared dataset: an interactions.bin that starts with the magic.
+bool holds_dataset(const fs::path& dir) {
+  std::ifstream in(dir / "interactions.bin", std::ios::binary);
+  char magic[sizeof(kMagic)] = {};
+  return in.read(magic, sizeof magic) && std::memcmp(magic, kMagic, sizeof magic) == 0;
+}
+
+// Refuses an output that would lose something: a file, a directory holding anything but a
+// dataset, or a dataset without `overwrite`. An empty directory is fine.
+void check_output(const fs::path& output, bool overwrite) {
+  if (!fs::exists(output)) return;
+  if (!fs::is_directory(output)) {
     throw Error("output " + output.string() + " exists and is not a directory");
   }
+  if (fs::is_empty(output)) return;
+  if (!holds_dataset(output)) {
+    const std::string example = fs::directory_iterator(output)->path().filename().string();
+    throw Error("output " + output.string() + " is a directory that is not a recforge dataset (it "
+                "holds \"" + example + "\" among others): it would be deleted; choose a new "
+                "directory, or empty this one");
+  }
+  if (!overwrite) {
+    throw Error("output " + output.string() + " already holds a dataset: add --overwrite to "
+                "replace it (atomically, once the new one is complete), or choose a new directory");
+  }
+}
+
+// Moves the finished temporary directory to `output`, replacing an existing dataset there.
+void install(TemporaryDirectory& temp, const fs::path& output) {
   if (fs::exists(output)) {
     fs::path old = with_suffix(output, ".old-" + std::to_string(::getpid()));
     fs::remove_all(old);
@@ -337,6 +361,12 @@ void install(TemporaryDirectory& temp, const fs::path& output) {
     fs::rename(temp.path(), output);
     temp.release();
   }
+}
+
+// "data/x/" names the directory "data/x".
+fs::path directory_name(const fs::path& path) {
+  const fs::path normal = path.lexically_normal();
+  return normal.has_filename() || !normal.has_parent_path() ? normal : normal.parent_path();
 }
 
 // --- Reading. ------------------------------------------------------------------------------
@@ -376,10 +406,14 @@ void read_names(const fs::path& path, int64_t count, IdTable& names) {
 }  // namespace
 
 PrepareReport prepare_dataset(const std::vector<fs::path>& inputs, const PrepareOptions& options,
-                              const fs::path& output_dir) {
+                              const fs::path& output) {
   auto start = std::chrono::steady_clock::now();
   std::clock_t cpu_start = std::clock();
   if (inputs.empty()) throw Error("data prepare needs at least one input file");
+  for (const fs::path& input : inputs) require_utf8(input.string(), "--input");
+  require_utf8(output.string(), "--output");
+  const fs::path output_dir = directory_name(output);
+  check_output(output_dir, options.overwrite);
   LogSchema schema = schema_of(options);
   Interactions log;
   for (const fs::path& input : inputs) read_interactions(input, schema, log);
@@ -421,7 +455,9 @@ PrepareReport prepare_dataset(const std::vector<fs::path>& inputs, const Prepare
 
 ItemAlignment write_item_aligned_dataset(const Dataset& source,
                                          std::span<const std::string> vocabulary,
-                                         const fs::path& output_dir) {
+                                         const fs::path& output) {
+  const fs::path output_dir = directory_name(output);
+  check_output(output_dir, true);
   ItemAlignment alignment;
   IdTable users, items;
   for (const std::string& id : vocabulary) {

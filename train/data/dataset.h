@@ -19,7 +19,9 @@
 //   items.tsv, users.tsv  `internal id \t original id`, one line per id in id order
 //   stats.json            counts, density, sequence-length summary, sources and options
 // The directory is built as `<output>.tmp-<pid>` and renamed into place once complete, so a
-// failed preparation never leaves a partial dataset or touches an existing one.
+// failed preparation never leaves a partial dataset or touches an existing one. An existing output
+// is replaced only when it is an empty directory or a dataset and `overwrite` is set; anything
+// else there (a file, a directory with other contents) is refused and left as it is.
 #pragma once
 
 #include <cstdint>
@@ -45,6 +47,7 @@ struct PrepareOptions {
   std::string dedup = "none";     // none | consecutive | all
   int min_user_interactions = 0;  // 0 or 1: off
   int min_item_interactions = 0;  // 0 or 1: off
+  bool overwrite = false;         // replace a dataset already at the output
 };
 
 struct PrepareReport {

@@ -90,7 +90,14 @@ void check_schema(const LogSchema& schema) {
                 ", time " + std::to_string(schema.time_col) + ", rating " +
                 std::to_string(schema.rating_col));
   }
+  const char* names[] = {"user", "item", "time", "rating"};
   int cols[] = {schema.user_col, schema.item_col, schema.time_col, schema.rating_col};
+  for (int a = 0; a < 4; ++a) {
+    if (cols[a] > kMaxLogColumn) {
+      throw Error(concat("the ", names[a], " column is ", cols[a], ": columns count from 0 and go ",
+                         "up to ", kMaxLogColumn));
+    }
+  }
   for (int a = 0; a < 4; ++a) {
     for (int b = a + 1; b < 4; ++b) {
       if (cols[a] >= 0 && cols[a] == cols[b]) {
@@ -358,6 +365,9 @@ void parse_interactions(std::string_view text, std::string_view source, const Lo
   check_schema(schema);
   LineParser parser(schema, out);
   int64_t line_number = first_line;
+  if (first_line == 1 && text.starts_with(kUtf8ByteOrderMark)) {
+    text.remove_prefix(kUtf8ByteOrderMark.size());
+  }
   for (size_t pos = 0; pos < text.size(); ++line_number) {
     size_t end = text.find('\n', pos);
     if (end == std::string_view::npos) end = text.size();

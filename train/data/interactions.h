@@ -30,6 +30,12 @@ enum class LogFormat { kCsv, kTsv, kSeq, kPairs };
 LogFormat parse_log_format(std::string_view name);
 const char* log_format_name(LogFormat format);
 
+// The highest 0-based column a csv/tsv log may name.
+inline constexpr int kMaxLogColumn = 1023;
+// A UTF-8 byte order mark, which some editors put at the start of a file; it is not part of the
+// first field.
+inline constexpr std::string_view kUtf8ByteOrderMark = "\xEF\xBB\xBF";
+
 struct LogSchema {
   LogFormat format = LogFormat::kCsv;
   int user_col = 0;  // csv/tsv only: 0-based columns

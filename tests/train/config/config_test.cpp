@@ -224,6 +224,25 @@ TEST(Config, EmptySectionKeepsTheDefaults) {
   EXPECT_EQ(c.stages[0].eval, EvalSection{});
 }
 
+TEST(ConfigErrors, APathThatIsNotUtf8IsRefusedNamingItsKey) {
+  const std::string error = error_of("stages: [{}]\n", {"data.path=data/\xff"});
+  EXPECT_NE(error.find("data.path: not valid UTF-8 (byte 255 at offset 5)"), std::string::npos)
+      << error;
+  EXPECT_NE(error_of("run: {output_dir: \"runs/\xc3\"}\nstages: [{}]\n").find("run.output_dir"),
+            std::string::npos);
+}
+
+TEST(ConfigErrors, AStageWithoutADatasetIsRefusedBeforeARun) {
+  const RunConfig c = parse_config("stages: [{name: a}]\n", "t.yaml", {});
+  try {
+    require_datasets(c);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("data.path is missing"), std::string::npos) << e.what();
+  }
+  EXPECT_NO_THROW(require_datasets(parse_config("stages: [{name: a, data: d}]\n", "t.yaml", {})));
+}
+
 TEST(ConfigErrors, UnknownTopLevelKeyNamesLineAndChoices) {
   EXPECT_EQ(error_of("stages: [{}]\n\nmodle: {}\n"),
             "test.yaml:3: modle: unknown key (expected one of: run, data, model, stages, "

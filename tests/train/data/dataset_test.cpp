@@ -204,6 +204,7 @@ TEST_F(DatasetTest, SeveralInputsAreReadInOrder) {
 TEST_F(DatasetTest, DedupModes) {
   const char* log = "u a a b a c c\n";
   PrepareOptions options = seq_options();
+  options.overwrite = true;  // each mode prepares the same output again
   EXPECT_EQ(items_of(prepare(log, options), "u"), (Strings{"a", "a", "b", "a", "c", "c"}));
   options.dedup = "consecutive";
   EXPECT_EQ(items_of(prepare(log, options), "u"), (Strings{"a", "b", "a", "c"}));
@@ -278,8 +279,10 @@ TEST_F(DatasetTest, MalformedLineStopsPreparationWithFileAndLine) {
 TEST_F(DatasetTest, FailureLeavesAnExistingDatasetUntouched) {
   prepare("old x y\n", seq_options());
   std::string before = read_all(out() / "interactions.bin");
-  EXPECT_THROW(prepare_dataset({root_ / "missing.txt"}, seq_options(), out()), Error);
-  PrepareOptions strict = seq_options();
+  PrepareOptions replace = seq_options();
+  replace.overwrite = true;
+  EXPECT_THROW(prepare_dataset({root_ / "missing.txt"}, replace, out()), Error);
+  PrepareOptions strict = replace;
   strict.min_item_interactions = 9;
   EXPECT_NE(prepare_error("new z\n", strict), "");
   EXPECT_EQ(read_all(out() / "interactions.bin"), before);
@@ -288,10 +291,52 @@ TEST_F(DatasetTest, FailureLeavesAnExistingDatasetUntouched) {
 
 TEST_F(DatasetTest, SuccessReplacesAnExistingDataset) {
   prepare("old x y\n", seq_options());
-  Dataset data = prepare("new z\n", seq_options());
+  PrepareOptions replace = seq_options();
+  replace.overwrite = true;
+  Dataset data = prepare("new z\n", replace);
   EXPECT_TRUE(data.find_user("new").has_value());
   EXPECT_FALSE(data.find_user("old").has_value());
   EXPECT_EQ(leftover_directories(), (Strings{"out"}));
+}
+
+TEST_F(DatasetTest, AnExistingDatasetIsReplacedOnlyWithOverwrite) {
+  prepare("old x y\n", seq_options());
+  const std::string before = read_all(out() / "interactions.bin");
+  const std::string error = prepare_error("new z\n", seq_options());
+  EXPECT_NE(error.find("already holds a dataset: add --overwrite"), std::string::npos) << error;
+  EXPECT_EQ(read_all(out() / "interactions.bin"), before);
+}
+
+TEST_F(DatasetTest, ADirectoryThatIsNotADatasetIsNeverReplaced) {
+  fs::create_directories(out());
+  std::ofstream(out() / "logs.csv") << "the user's own logs\n";
+  const std::string error = prepare_error("u x y\n", seq_options());
+  EXPECT_NE(error.find("is a directory that is not a recforge dataset"), std::string::npos)
+      << error;
+  EXPECT_EQ(read_all(out() / "logs.csv"), "the user's own logs\n");
+  PrepareOptions replace = seq_options();
+  replace.overwrite = true;
+  EXPECT_NE(prepare_error("u x y\n", replace), "");
+  EXPECT_TRUE(fs::exists(out() / "logs.csv"));
+}
+
+TEST_F(DatasetTest, AnEmptyDirectoryAndATrailingSlashNameTheOutput) {
+  fs::create_directories(out());
+  prepare_dataset({write("log.txt", "u x y\n")}, seq_options(), out().string() + "/");
+  EXPECT_EQ(Dataset::open(out()).num_users(), 1);
+  EXPECT_EQ(leftover_directories(), (Strings{"out"}));
+}
+
+TEST_F(DatasetTest, APathThatIsNotUtf8IsRefusedBeforeAnythingIsRead) {
+  const fs::path input = write("log-\xff.txt", "u x y\n");
+  try {
+    prepare_dataset({input}, seq_options(), out());
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--input: "), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("is not valid UTF-8 (byte 0xff"), std::string::npos);
+  }
+  EXPECT_FALSE(fs::exists(out()));
 }
 
 TEST_F(DatasetTest, MissingInputNamesIt) {
@@ -307,7 +352,9 @@ TEST_F(DatasetTest, DatasetIsMovable) {
   Dataset data = prepare("u a b c\n", seq_options());
   Dataset moved = std::move(data);
   EXPECT_EQ(moved.items(0).size(), 3u);
-  Dataset assigned = prepare("v d\n", seq_options());
+  PrepareOptions replace = seq_options();
+  replace.overwrite = true;
+  Dataset assigned = prepare("v d\n", replace);
   assigned = std::move(moved);
   EXPECT_EQ(assigned.item_name(assigned.items(0)[2]), "c");
 }

@@ -194,6 +194,22 @@ TEST(Interactions, DuplicateColumnsAreRejected) {
   EXPECT_NE(parse_error("u,i,1\n", schema).find("column 1 is chosen twice"), std::string::npos);
 }
 
+TEST(Interactions, AColumnPastTheLimitIsRejectedNamingIt) {
+  LogSchema schema = csv_schema();
+  schema.user_col = 2147483647;
+  const std::string error = parse_error("u,i,1\n", schema);
+  EXPECT_NE(error.find("the user column is 2147483647"), std::string::npos) << error;
+}
+
+TEST(Interactions, AByteOrderMarkAtTheStartOfAFileIsNotPartOfTheFirstUser) {
+  std::filesystem::path file = write_file("bom.csv", "\xEF\xBB\xBFu1,i1,1\nu1,i2,2\n");
+  Interactions log;
+  read_interactions(file, csv_schema(), log, 2);  // a block smaller than the mark and a line
+  std::filesystem::remove(file);
+  ASSERT_EQ(log.users.size(), 1);
+  EXPECT_EQ(log.users.name(0), "u1");
+}
+
 TEST(Interactions, UnknownFormatNameIsRejected) {
   EXPECT_THROW(parse_log_format("json"), Error);
   EXPECT_EQ(parse_log_format("pairs"), LogFormat::kPairs);
