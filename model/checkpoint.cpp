@@ -3,8 +3,10 @@
 #include <fcntl.h>
 #include <stdio.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <cmath>
 #include <climits>
 #include <cstring>
 #include <fstream>
@@ -105,6 +107,7 @@ std::vector<float> read_tensors(const SafetensorsFile& file, const ParameterLayo
   std::vector<float> values(layout.total_size());
   for (const ParameterInfo& info : layout.tensors()) {
     std::span<const float> data = file.f32(prefix + info.name);
+    require_finite(data, source, prefix + info.name);
     std::copy(data.begin(), data.end(), values.begin() + info.offset);
   }
   return values;
@@ -167,6 +170,8 @@ void read_moments(const fs::path& path, const ParameterLayout& layout, Checkpoin
                        " and 'v' ", shape_text(optimizer.shape("v")),
                        " must be vectors of one length"));
   }
+  require_finite(m, path.string(), "m");
+  require_finite(v, path.string(), "v");
   data.adam_m.assign(m.begin(), m.end());
   data.adam_v.assign(v.begin(), v.end());
 }
@@ -238,6 +243,15 @@ void save_checkpoint(const fs::path& checkpoint_dir, const CheckpointData& data)
   fs::remove_all(tmp);
   fs::remove_all(old);
   fs::create_directory(tmp);
+  // A failed save (a full disk, a file size limit) leaves no partial directory behind.
+  struct RemoveUnlessDone {
+    const fs::path& tmp;
+    bool done = false;
+    ~RemoveUnlessDone() {
+      std::error_code ignored;
+      if (!done) fs::remove_all(tmp, ignored);
+    }
+  } cleanup{tmp};
 
   write_safetensors(tmp / kModelFile, tensors_of(layout, data.parameters, ""),
                     {{kConfigKey, config_to_json(data.model_config)}});
@@ -248,6 +262,7 @@ void save_checkpoint(const fs::path& checkpoint_dir, const CheckpointData& data)
   sync_directory(tmp);
 
   put_in_place(tmp, dir, old);
+  cleanup.done = true;
   sync_directory(parent);
   fs::remove_all(tmp);
   fs::remove_all(old);
@@ -285,11 +300,15 @@ CheckpointData load_checkpoint(const fs::path& dir) try {
   throw Error(concat("loading checkpoint ", dir.string(), ": ", e.what()));
 }
 
-std::optional<fs::path> latest_checkpoint(const fs::path& checkpoints_dir,
-                                          const std::string& stage) try {
+bool CheckpointEntry::loadable() const {
+  return std::find(missing.begin(), missing.end(), kModelFile) == missing.end() &&
+         std::find(missing.begin(), missing.end(), kStateFile) == missing.end();
+}
+
+std::vector<CheckpointEntry> list_checkpoints(const fs::path& checkpoints_dir,
+                                              const std::string& stage) try {
   std::error_code error;
-  std::optional<fs::path> best;
-  uint64_t best_step = 0;
+  std::vector<CheckpointEntry> entries;
   for (const fs::directory_entry& entry : fs::directory_iterator(checkpoints_dir, error)) {
     std::string name = entry.path().filename().string();
     // "<name>.old" is a checkpoint whose swap was interrupted; it counts while "<name>" is absent.
@@ -298,25 +317,34 @@ std::optional<fs::path> latest_checkpoint(const fs::path& checkpoints_dir,
       if (fs::exists(checkpoints_dir / name)) continue;
     }
     size_t marker = name.rfind("-step");
-    if (marker == std::string::npos || marker == 0) continue;
+    if (marker == std::string::npos || marker == 0 || !entry.is_directory()) continue;
     if (!stage.empty() && name.compare(0, marker, stage) != 0) continue;
     uint64_t step = 0;
     const char* first = name.data() + marker + 5;
     const char* last = name.data() + name.size();
     auto [end, status] = std::from_chars(first, last, step);
     if (status != std::errc() || end != last || first == last) continue;  // also skips ".tmp"
-    if (!fs::is_regular_file(entry.path() / kModelFile) ||
-        !fs::is_regular_file(entry.path() / kStateFile)) {
-      continue;
+    CheckpointEntry checkpoint{entry.path(), name.substr(0, marker), step, {}};
+    for (const char* file : {kModelFile, kStateFile, kOptimizerFile}) {
+      if (!fs::is_regular_file(entry.path() / file)) checkpoint.missing.push_back(file);
     }
-    if (!best || step > best_step || (step == best_step && entry.path() > *best)) {
-      best = entry.path();
-      best_step = step;
-    }
+    entries.push_back(std::move(checkpoint));
   }
-  return best;
+  std::sort(entries.begin(), entries.end(), [](const CheckpointEntry& a, const CheckpointEntry& b) {
+    return a.step != b.step ? a.step < b.step : a.path < b.path;
+  });
+  return entries;
 } catch (const fs::filesystem_error& e) {
   throw Error(concat("listing checkpoints in ", checkpoints_dir.string(), ": ", e.what()));
+}
+
+std::optional<fs::path> latest_checkpoint(const fs::path& checkpoints_dir,
+                                          const std::string& stage) {
+  std::optional<fs::path> latest;
+  for (const CheckpointEntry& entry : list_checkpoints(checkpoints_dir, stage)) {
+    if (entry.loadable()) latest = entry.path;
+  }
+  return latest;
 }
 
 }  // namespace recforge

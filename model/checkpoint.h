@@ -17,6 +17,7 @@
 // directories are ignored by latest_checkpoint and replaced by the next save.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <nlohmann/json.hpp>
@@ -46,7 +47,24 @@ void save_checkpoint(const std::filesystem::path& dir, const CheckpointData& dat
 // layout's shape, nothing else. Errors name the file and the tensor.
 CheckpointData load_checkpoint(const std::filesystem::path& dir);
 
-// The complete checkpoint "<stage>-step<N>" under `checkpoints_dir` with the highest N (of
+// A checkpoint directory "<stage>-step<N>" (or one whose swap was interrupted) and the files it
+// lacks among model.safetensors, trainer_state.json and optimizer.safetensors.
+struct CheckpointEntry {
+  std::filesystem::path path;
+  std::string stage;
+  uint64_t step = 0;
+  std::vector<std::string> missing;
+
+  // Loadable for evaluation: the model and the trainer state are there.
+  bool loadable() const;
+};
+
+// Every checkpoint directory under `checkpoints_dir` (of `stage` when given), complete or not, by
+// step then name; ".tmp" directories are left out.
+std::vector<CheckpointEntry> list_checkpoints(const std::filesystem::path& checkpoints_dir,
+                                              const std::string& stage = "");
+
+// The loadable checkpoint "<stage>-step<N>" under `checkpoints_dir` with the highest N (of
 // `stage` when given); nullopt when there is none.
 std::optional<std::filesystem::path> latest_checkpoint(const std::filesystem::path& checkpoints_dir,
                                                        const std::string& stage = "");

@@ -52,4 +52,19 @@ void sync_directory(const std::filesystem::path& dir) {
   if (status != 0) fail_io(dir, "sync the directory");
 }
 
+void write_file_atomically(const std::filesystem::path& path, std::string_view bytes) {
+  std::filesystem::path tmp = path;
+  tmp += concat(".tmp-", ::getpid());
+  try {
+    DurableFile file(tmp);
+    file.write(bytes.data(), bytes.size());
+    file.finish();
+    std::filesystem::rename(tmp, path);
+  } catch (...) {
+    std::error_code ignored;
+    std::filesystem::remove(tmp, ignored);
+    throw;
+  }
+}
+
 }  // namespace recforge

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <filesystem>
+#include <string_view>
 
 namespace recforge {
 
@@ -26,5 +27,10 @@ class DurableFile {
 };
 
 void sync_directory(const std::filesystem::path& dir);
+
+// Writes `bytes` to `path` through `<path>.tmp-<pid>`, synced and renamed into place, so the file
+// is whole or absent (an old one stays until the rename). A failed write — a full disk, a file
+// size limit — removes the partial copy and throws naming the file.
+void write_file_atomically(const std::filesystem::path& path, std::string_view bytes);
 
 }  // namespace recforge

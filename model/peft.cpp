@@ -165,6 +165,7 @@ std::vector<float> read_adapter_tensors(const fs::path& path, const LoraLayout& 
   std::vector<float> values(layout.total_size(), 0.0f);
   for (const ParameterInfo& info : layout.tensors()) {
     std::span<const float> data = file.f32(peft_key(info));
+    require_finite(data, source, peft_key(info));
     std::copy(data.begin(), data.end(), values.begin() + info.offset);
   }
   return values;

@@ -1,6 +1,7 @@
 #include "model/safetensors.h"
 
 #include <algorithm>
+#include <cmath>
 #include <bit>
 #include <cstring>
 #include <fstream>
@@ -239,6 +240,17 @@ std::span<const float> SafetensorsFile::f32(const std::string& name) const {
   if (e.begin % 4 != 0)
     fail("tensor '", name, "' starts at byte ", e.begin, ", not 4-byte aligned");
   return {data_.data() + e.begin / 4, (e.end - e.begin) / 4};
+}
+
+void require_finite(std::span<const float> values, const std::string& source,
+                    const std::string& tensor) {
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (!std::isfinite(values[i])) {
+      throw Error(concat(source, ": tensor '", tensor, "' holds ", values[i], " at element ", i,
+                         ": the file is damaged or its training diverged; use an earlier "
+                         "checkpoint"));
+    }
+  }
 }
 
 }  // namespace recforge

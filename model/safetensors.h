@@ -76,4 +76,9 @@ class SafetensorsFile {
   std::vector<float> data_;  // the data section: ⌈bytes / 4⌉ floats, so F32 tensors are aligned
 };
 
+// Throws naming `source` and `tensor` at the first NaN or infinity of `values`: weights or moments
+// read from a file would otherwise train, score and recommend as garbage without a word.
+void require_finite(std::span<const float> values, const std::string& source,
+                    const std::string& tensor);
+
 }  // namespace recforge

@@ -1,4 +1,5 @@
 // recforge: one command-line binary with subcommands.
+#include <csignal>
 #include <cstdio>
 #include <exception>
 
@@ -6,6 +7,9 @@
 #include "tools/commands.h"
 
 int main(int argc, char** argv) {
+  // Past `ulimit -f` a write fails with EFBIG, which the writer reports naming its file, instead of
+  // the signal killing the process without a word.
+  std::signal(SIGXFSZ, SIG_IGN);
   CLI::App app{"recforge: LLM-style recommender training on interaction logs (CPU and CUDA)"};
   app.require_subcommand(1);
   recforge::register_demo_command(app);

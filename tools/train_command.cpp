@@ -120,6 +120,8 @@ void register_train_command(CLI::App& app, const std::vector<std::string>& comma
                       "key=value overrides, e.g. stages.0.train.lr=3e-4 run.device=cpu");
   command->add_flag("--resume", options->trainer.resume,
                     "continue from the run directory's latest checkpoint");
+  command->add_flag("--allow-config-change", options->trainer.allow_config_change,
+                    "resume even though a setting that decides the data order changed");
   command->add_option("--interrupt-after-steps", options->trainer.interrupt_after_steps,
                       "stop as if interrupted after N optimizer steps (for resume tests)");
   command

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "model/checkpoint.h"
 #include "model/decoder.h"
 #include "train/dist/data_parallel.h"
 #include "train/optim/optimizer.h"
@@ -34,25 +35,32 @@ struct LoopState {
 class StageCheckpoints {
  public:
   // `recorded`: the stage's entries of every trainer_state.json (inference, prompt, data_path,
-  // max_len, seed, ...); `item_ids`: the original ids of the dataset's items, in id order.
+  // max_len, seed, and under "data_order" the settings that decide which batches a step sees);
+  // `item_ids`: the original ids of the dataset's items, in id order.
   StageCheckpoints(const std::filesystem::path& run_dir, std::string stage, Distributed dist,
                    nlohmann::json recorded, std::vector<std::string> item_ids);
 
   const std::filesystem::path& directory() const { return dir_; }
   // checkpoints/<stage>-step<step>.
   std::filesystem::path at_step(int64_t step) const;
-  // The newest complete checkpoint of the stage, if any.
-  std::optional<std::filesystem::path> latest() const;
+  // What --resume continues from: the newest complete checkpoint of the stage (model, optimizer
+  // and trainer state), if any. A newer directory that lacks files is named on the console and
+  // kept; when every checkpoint of the stage lacks files, resuming stops naming what is missing.
+  std::optional<std::filesystem::path> resume_point() const;
 
   // Writes the model, the optimizer's moments (gathered: a collective with ZeRO-1, so every rank
   // calls it) and the loop state into `dir`.
   void save(const std::filesystem::path& dir, Decoder<float>& model, AdamW& optimizer,
             const LoopState& state) const;
-  // Deletes the stage's checkpoints but the best and `newest` (rank 0).
+  // Deletes the stage's complete checkpoints but the best and `newest` (rank 0); a directory it
+  // could not read back is never deleted.
   void prune(const LoopState& state, const std::filesystem::path& newest) const;
-  // Loads `dir` into the model and the optimizer and returns the loop state it holds.
-  LoopState restore(const std::filesystem::path& dir, Decoder<float>& model,
-                    AdamW& optimizer) const;
+  // Loads `dir` into the model and the optimizer and returns the loop state it holds, every field
+  // of trainer_state.json checked (an error names the file and the field). The checkpoint's model
+  // must be the configured one (an error names the field that differs), and so must the settings
+  // that decide the data order, unless `allow_config_change`.
+  LoopState restore(const std::filesystem::path& dir, Decoder<float>& model, AdamW& optimizer,
+                    bool allow_config_change) const;
 
  private:
   std::filesystem::path dir_;
@@ -61,6 +69,10 @@ class StageCheckpoints {
   nlohmann::json recorded_;
   std::vector<std::string> item_ids_;
 };
+
+// The loop state of a trainer_state.json document (`file` names it in errors): every field
+// present, of its type and in its range. Exposed for the fuzz target.
+LoopState read_loop_state(const nlohmann::json& state, const std::filesystem::path& file);
 
 // Loads the weights of checkpoint `dir` into `model`, its adapter too when the model has one (of
 // the same configuration).

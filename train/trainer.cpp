@@ -11,6 +11,7 @@
 #include "kernels/check.h"
 #include "kernels/nvtx.h"
 #include "model/decoder.h"
+#include "model/durable_file.h"
 #include "train/checkpointing.h"
 #include "train/data/dataset.h"
 #include "train/data/split.h"
@@ -47,6 +48,7 @@ class StageRunner {
  private:
   std::vector<size_t> micro_batches(const std::vector<uint32_t>& order) const;
   int64_t planned_steps() const;
+  void check_position(const LoopState& state, const fs::path& file) const;
   StepResult step(const std::vector<uint32_t>& order, const std::vector<size_t>& micro,
                   size_t first, size_t last, const StepSettings& settings);
   std::vector<ParameterGroup> set_up_model();
@@ -70,11 +72,35 @@ class StageRunner {
   std::string best_checkpoint_;
 };
 
-json recorded_state(const StageTask& task, const RunConfig& config, const StageStart& start) {
+// The settings that decide which examples and batches each step sees, by their config keys: a
+// resume checks them against the checkpoint's.
+json data_order(const RunConfig& config, const StageSection& stage, const StageStart& start) {
+  const ObjectiveSection& o = stage.objective;
+  return {{"run.seed", config.run.seed},
+          {"data.path", start.data_path.string()},
+          {"data.max_len", config.data.max_len},
+          {"data.split", name_of(config.data.split)},
+          {"data.sliding_windows", config.data.sliding_windows},
+          {"objective.type", name_of(o.type)},
+          {"objective.next_k", o.next_k},
+          {"objective.mask_ratio", o.mask_ratio},
+          {"objective.task", name_of(o.task)},
+          {"objective.examples_per_user", o.examples_per_user},
+          {"objective.dpo.pairs", name_of(o.dpo.pairs)},
+          {"objective.dpo.rejected", o.dpo.rejected},
+          {"objective.dpo.pairs_per_user", o.dpo.pairs_per_user},
+          {"train.batch_size", stage.train.batch_size},
+          {"train.token_budget", stage.train.token_budget},
+          {"train.grad_accum", stage.train.grad_accum}};
+}
+
+json recorded_state(const StageTask& task, const RunConfig& config, const StageSection& stage,
+                    const StageStart& start) {
   json recorded = task.inference_state();
   recorded.update({{"data_path", start.data_path.string()},
                    {"max_len", config.data.max_len},
-                   {"seed", config.run.seed}});
+                   {"seed", config.run.seed},
+                   {"data_order", data_order(config, stage, start)}});
   return recorded;
 }
 
@@ -93,7 +119,7 @@ StageRunner::StageRunner(const RunConfig& config, size_t stage_index, const Cont
                  AdamWConfig{stage_.train.lr, stage_.train.beta1, stage_.train.beta2,
                              stage_.train.eps, stage_.train.weight_decay},
                  dist.comm, config.distributed.zero1),
-      checkpoints_(run_dir_, stage_.name, dist, recorded_state(*task_, config, start_),
+      checkpoints_(run_dir_, stage_.name, dist, recorded_state(*task_, config, stage_, start_),
                    item_ids_of(data)) {
   RECFORGE_CHECK(task_->num_examples() > 0, "stage ", stage_.name, ": the dataset at ",
                  data.directory().string(), " gives no training example for the objective");
@@ -133,6 +159,23 @@ int64_t StageRunner::planned_steps() const {
   const int64_t per_epoch = (micro + stage_.train.grad_accum - 1) / stage_.train.grad_accum;
   const int64_t all = per_epoch * stage_.train.epochs;
   return stage_.train.max_steps > 0 ? std::min(all, stage_.train.max_steps) : all;
+}
+
+// A resumed loop state must point into this stage's plan: an epoch it has (or the end of the
+// last one) and a micro-batch of that epoch.
+void StageRunner::check_position(const LoopState& state, const fs::path& file) const {
+  const int epochs = stage_.train.epochs;
+  RECFORGE_CHECK(state.epoch <= epochs, file.string(), ": loop.epoch: expected at most ",
+                 "train.epochs (", epochs, "), got ", state.epoch);
+  const size_t num_micro =
+      state.epoch < epochs
+          ? micro_batches(shuffled_order(task_->num_examples(), config_.run.seed, state.epoch))
+                    .size() -
+                1
+          : 1;
+  RECFORGE_CHECK(state.cursor < num_micro, file.string(),
+                 ": loop.cursor: expected a micro-batch of epoch ", state.epoch, " (below ",
+                 num_micro, "), got ", state.cursor);
 }
 
 // The optimizer step over micro-batches micro[first, last) of the epoch's order.
@@ -217,8 +260,8 @@ void StageRunner::write_final_metrics(const LoopState& state) {
                  {"train_seconds", state.train_seconds}});
   if (!dist_.writes_files()) return;
   const std::string text = result.dump(2) + "\n";
-  std::ofstream(run_dir_ / ("final_metrics-" + stage_.name + ".json")) << text;
-  std::ofstream(run_dir_ / "final_metrics.json") << text;
+  write_file_atomically(run_dir_ / ("final_metrics-" + stage_.name + ".json"), text);
+  write_file_atomically(run_dir_ / "final_metrics.json", text);
   std::printf("%s done (best step %lld):", stage_.name.c_str(),
               static_cast<long long>(state.best_step));
   for (const char* key : {"test/hr@10", "test/ndcg@10", "test_sampled/hr@10",
@@ -249,8 +292,9 @@ TrainStatus StageRunner::run(const TrainerOptions& options) {
   fs::create_directories(checkpoints_.directory());
   LoopState state;
   if (options.resume) {
-    if (std::optional<fs::path> latest = checkpoints_.latest()) {
-      state = checkpoints_.restore(*latest, model_, optimizer_);
+    if (std::optional<fs::path> latest = checkpoints_.resume_point()) {
+      state = checkpoints_.restore(*latest, model_, optimizer_, options.allow_config_change);
+      check_position(state, *latest / "trainer_state.json");
       if (dist_.writes_files()) {
         std::printf("resumed %s from %s (step %lld)\n", stage_.name.c_str(), latest->c_str(),
                     static_cast<long long>(state.step));
@@ -364,7 +408,7 @@ TrainStatus train(const RunConfig& config, const TrainerOptions& options) {
   if (dist.writes_files()) {
     fs::create_directories(run_dir);
     lock.emplace(run_dir);
-    std::ofstream(run_dir / "config.resolved.yaml") << to_yaml(config);
+    write_file_atomically(run_dir / "config.resolved.yaml", to_yaml(config));
     log.emplace(run_dir / "metrics.jsonl");
     if (dist.parallel()) {
       std::printf("data parallel: %d ranks, %s\n", launch.world_size,

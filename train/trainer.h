@@ -27,6 +27,8 @@ namespace recforge {
 
 struct TrainerOptions {
   bool resume = false;  // continue from the run directory's latest checkpoint
+  // Resume even when a setting that decides the data order (batch size, seed, ...) changed.
+  bool allow_config_change = false;
   // > 0: act as if SIGTERM arrived once this many optimizer steps are done (tests of resume).
   int64_t interrupt_after_steps = 0;
   // This process's place in a multi-process run (train/dist/launch.h); a single process by default.

@@ -4,6 +4,8 @@
 #include "model/checkpoint.h"
 
 #include <gtest/gtest.h>
+
+#include <cmath>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -191,6 +193,32 @@ TEST_F(CheckpointTest, UnexpectedTensorIsNamed) {
     tensors.push_back({"lm_head.weight", {4}, extra});
   });
   EXPECT_ERROR_CONTAINS(load_checkpoint(root_ / "s-step1"), "unexpected tensor 'lm_head.weight'");
+}
+
+TEST_F(CheckpointTest, ANonFiniteWeightOrMomentStopsTheLoadNamingTheTensor) {
+  CheckpointData data = filled(small_config(), 1.0f);
+  const ParameterLayout layout(data.model_config);
+  data.parameters[layout.offset("h.1.mlp.fc.weight") + 3] = std::nanf("");
+  save_checkpoint(root_ / "nan", data);
+  try {
+    load_checkpoint(root_ / "nan");
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("tensor 'h.1.mlp.fc.weight' holds nan at element 3"),
+              std::string::npos)
+        << e.what();
+  }
+  data = filled(small_config(), 1.0f);
+  data.adam_v[5] = INFINITY;
+  save_checkpoint(root_ / "inf", data);
+  try {
+    load_checkpoint(root_ / "inf");
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("optimizer.safetensors: tensor 'v.wte' holds inf"),
+              std::string::npos)
+        << e.what();
+  }
 }
 
 TEST_F(CheckpointTest, TruncatedModelFileIsAnError) {

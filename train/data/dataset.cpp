@@ -18,6 +18,7 @@
 #include <utility>
 
 #include "kernels/check.h"
+#include "model/durable_file.h"
 
 namespace recforge {
 namespace fs = std::filesystem;
@@ -493,7 +494,7 @@ ItemAlignment write_item_aligned_dataset(const Dataset& source,
       {"interactions", c.items.size()},      {"aligned_from", source.directory().string()},
       {"vocabulary_items", alignment.known}, {"matched_items", alignment.matched},
       {"added_items", alignment.added}};
-  std::ofstream(temp.path() / "stats.json") << stats.dump(2) << "\n";
+  write_file_atomically(temp.path() / "stats.json", stats.dump(2) + "\n");
   install(temp, output_dir);
   return alignment;
 }

@@ -1,7 +1,5 @@
 #include "train/eval/evaluation.h"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -11,6 +9,7 @@
 
 #include "kernels/math.h"
 #include "kernels/matmul.h"
+#include "model/durable_file.h"
 #include "model/vocabulary.h"
 
 namespace recforge {
@@ -423,17 +422,15 @@ std::vector<std::vector<int32_t>> sample_eval_negatives(
 
 void save_negatives(const std::filesystem::path& path,
                     std::span<const std::vector<int32_t>> negatives) {
-  std::filesystem::path tmp = path;
-  tmp += concat(".tmp-", getpid());
-  std::ofstream out(tmp);
-  RECFORGE_CHECK(out, "save_negatives: cannot open ", tmp.string(), " for writing");
+  std::string text;
   for (const std::vector<int32_t>& line : negatives) {
-    for (size_t j = 0; j < line.size(); ++j) out << (j ? " " : "") << line[j];
-    out << '\n';
+    for (size_t j = 0; j < line.size(); ++j) {
+      if (j > 0) text += ' ';
+      text += std::to_string(line[j]);
+    }
+    text += '\n';
   }
-  out.close();
-  RECFORGE_CHECK(out, "save_negatives: writing ", tmp.string(), " failed");
-  std::filesystem::rename(tmp, path);
+  write_file_atomically(path, text);
 }
 
 std::vector<std::vector<int32_t>> load_negatives(const std::filesystem::path& path) {

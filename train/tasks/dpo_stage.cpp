@@ -8,6 +8,7 @@
 #include "kernels/candidate_logprobs.h"
 #include "kernels/check.h"
 #include "kernels/rows.h"
+#include "model/durable_file.h"
 #include "model/vocabulary.h"
 
 namespace recforge {
@@ -148,10 +149,8 @@ void DpoStage::precompute_reference(Decoder<float>& model) {
   }
   if (!writes_files_) return;  // every rank computed the same values
   reference = reference_.download();
-  const fs::path tmp = fs::path(file) += ".tmp";
-  std::ofstream(tmp, std::ios::binary)
-      .write(reinterpret_cast<const char*>(reference.data()), reference.size() * sizeof(float));
-  fs::rename(tmp, file);
+  write_file_atomically(file, std::string_view(reinterpret_cast<const char*>(reference.data()),
+                                               reference.size() * sizeof(float)));
   std::printf("stage %s: reference log-probabilities of %zu pairs precomputed in %s\n",
               stage_.name.c_str(), pairs_.size(), file.c_str());
 }
