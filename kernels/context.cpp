@@ -1,6 +1,10 @@
 #include "kernels/context.h"
 
 #include <omp.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <string>
 
 #include "kernels/blas.h"
 
@@ -8,6 +12,7 @@ namespace recforge {
 
 #if RECFORGE_WITH_CUDA
 // Defined in context.cu.
+uint64_t cuda_free_memory_bytes();
 std::shared_ptr<CudaHandles> create_cuda_handles(int device_index);
 CUstream_st* cuda_stream(const CudaHandles& handles);
 void cuda_synchronize(const CudaHandles& handles);
@@ -40,6 +45,23 @@ Device parse_device(const std::string& name) {
     if (name == device_choice_name(choice)) return resolve_device(choice);
   }
   RECFORGE_CHECK(false, "unknown device '", name, "': expected cpu, cuda or auto");
+}
+
+uint64_t available_memory_bytes(Device device) {
+#if RECFORGE_WITH_CUDA
+  if (device == Device::kCuda) return cuda_free_memory_bytes();
+#endif
+  RECFORGE_CHECK(device == Device::kCpu,
+                 "device cuda requested but recforge was built without CUDA");
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  uint64_t kilobytes = 0;
+  while (meminfo >> key >> kilobytes) {
+    if (key == "MemAvailable:") return kilobytes * 1024;
+    meminfo.ignore(64, '\n');
+  }
+  return static_cast<uint64_t>(sysconf(_SC_PHYS_PAGES)) *
+         static_cast<uint64_t>(sysconf(_SC_PAGE_SIZE));
 }
 
 int cuda_device_count() {

@@ -25,6 +25,12 @@ int cuda_device_count_or_zero() {
   return count;
 }
 
+uint64_t cuda_free_memory_bytes() {
+  size_t free = 0, total = 0;
+  CUDA_CHECK(cudaMemGetInfo(&free, &total));
+  return free;
+}
+
 std::shared_ptr<CudaHandles> create_cuda_handles(int device_index) {
   std::shared_ptr<CudaHandles> handles(new CudaHandles, destroy_handles);
   handles->device = device_index;

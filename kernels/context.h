@@ -3,6 +3,7 @@
 // same code on both backends.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -31,6 +32,10 @@ Device parse_device(const std::string& name);
 
 // Number of usable CUDA devices; 0 when built without CUDA or when no driver/GPU is present.
 int cuda_device_count();
+
+// Bytes a new allocation may take: the host's MemAvailable (/proc/meminfo) for the CPU, the free
+// memory of the current device for CUDA.
+uint64_t available_memory_bytes(Device device);
 
 struct CudaHandles;  // cuBLASLt handle and workspace, defined in context.cu.
 

@@ -24,25 +24,24 @@ void register_bench_command(CLI::App& app) {
   step->add_option("--threads", options->threads, "CPU threads (default: all)");
   step->add_option("--warmup", options->warmup, "untimed steps first")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(at_least(0));
   step->add_option("--steps,--repeats", options->steps, "timed steps")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(at_least(1));
   step->add_option("--sequences", shape.sequences, "sequences per batch (default: the preset's)")
-      ->check(CLI::PositiveNumber);
+      ->check(at_least(1));
   step->add_option("--length", shape.length, "tokens per sequence (default: the preset's)")
-      ->check(CLI::PositiveNumber);
+      ->check(at_least(1));
   step->add_option("--vocab", shape.vocab, "vocabulary size (default: the preset's)")
-      ->check(CLI::PositiveNumber);
+      ->check(at_least(1));
   step->add_option("--d-model", shape.d_model, "model width (default: the preset's)")
-      ->check(CLI::PositiveNumber);
-  step->add_option("--layers", shape.layers, "layers (default: the preset's)")
-      ->check(CLI::PositiveNumber);
+      ->check(at_least(1));
+  step->add_option("--layers", shape.layers, "layers (default: the preset's)")->check(at_least(1));
   step->add_option("--heads", shape.heads, "attention heads (default: the preset's)")
-      ->check(CLI::PositiveNumber);
+      ->check(at_least(1));
   step->add_option("--peak-size", options->peak_size,
                    "n of the n^3 GEMM measuring the peak (default: 8192 on CUDA, 2048 on the CPU)")
-      ->check(CLI::PositiveNumber);
+      ->check(at_least(1));
   step->add_option("--json", options->json, "also write every reported field to this JSON file");
   step->callback([options] { run_train_step_bench(*options); });
   register_kernel_bench_command(*bench);

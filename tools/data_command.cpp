@@ -70,10 +70,10 @@ void register_prepare(CLI::App& data) {
       ->check(CLI::IsMember({"none", "consecutive", "all"}));
   prepare->add_option("--min-user-interactions", o.min_user_interactions, "k-core: users")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(at_least(0));
   prepare->add_option("--min-item-interactions", o.min_item_interactions, "k-core: items")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(at_least(0));
   prepare->add_option("--output", args->output, "dataset directory (created on success)")
       ->required();
   prepare->add_flag("--overwrite", o.overwrite,

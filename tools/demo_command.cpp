@@ -93,10 +93,10 @@ void register_demo_command(CLI::App& app) {
   demo->add_option("--device", options->device, "cpu, cuda or auto")->capture_default_str();
   demo->add_option("--steps", options->steps, "training steps")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(at_least(1));
   demo->add_option("--batch-size", options->batch_size, "sequences per batch")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(at_least(1));
   demo->add_option("--vocab", options->vocab_size, "vocabulary size")
       ->capture_default_str()
       ->check(CLI::Range(2, 1 << 24));

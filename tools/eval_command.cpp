@@ -2,16 +2,17 @@
 // leave-one-out validation or test part, printed as one JSON object. Full ranking (optionally with
 // each user's earlier items excluded) or the sampled protocol with seeded negatives, saved beside
 // the output when --save-negatives is given.
+#include <algorithm>
+#include <charconv>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "kernels/check.h"
-#include "model/vocabulary.h"
 #include "tools/commands.h"
 #include "tools/model_source.h"
-#include "train/eval/checkpointed_model.h"
 #include "train/config/config.h"
+#include "train/eval/checkpointed_model.h"
 #include "train/eval/eval_cases.h"
 
 namespace recforge {
@@ -26,17 +27,23 @@ struct EvalCommandOptions {
   uint64_t seed = 1;
 };
 
+// "1,5,10,20": distinct cut-offs >= 1, each all digits; anything else ("1e2", "1;5", "") is
+// refused rather than read as something else.
 std::vector<int> parse_ks(const std::string& text) {
   std::vector<int> ks;
   std::stringstream stream(text);
-  std::string part;
-  while (std::getline(stream, part, ',')) {
-    try {
-      ks.push_back(std::stoi(part));
-    } catch (const std::exception&) {
-      throw Error("--k: \"" + part + "\" is not an integer (expected e.g. 1,5,10,20)");
+  for (std::string part; std::getline(stream, part, ',');) {
+    int k = 0;
+    const auto [end, error] = std::from_chars(part.data(), part.data() + part.size(), k);
+    if (part.empty() || error != std::errc() || end != part.data() + part.size() || k < 1 ||
+        std::find(ks.begin(), ks.end(), k) != ks.end()) {
+      throw Error("--k: \"" + part + "\" is not a new cut-off >= 1 (expected distinct integers, " +
+                  "comma-separated, e.g. 1,5,10,20)");
     }
-    if (ks.back() < 1) throw Error("--k: cut-offs must be at least 1, got " + part);
+    ks.push_back(k);
+  }
+  if (ks.empty() || text.back() == ',') {
+    throw Error("--k \"" + text + "\": expected cut-offs, comma-separated, e.g. 1,5,10,20");
   }
   return ks;
 }
@@ -48,15 +55,13 @@ void run_eval(const EvalCommandOptions& options) {
   CheckpointedModel loaded = open_checkpointed_model(ctx, checkpoint, options.batch_size);
   const std::filesystem::path data_path = options.source.data_path(loaded);
   Dataset data = Dataset::open(data_path);
-  RECFORGE_CHECK(vocabulary_size(data.num_items()) == loaded.model->config().vocab_size, "dataset ",
-                 data_path.string(), " has ", data.num_items(),
-                 " items but the checkpoint's model was trained on ",
-                 loaded.model->config().vocab_size - kFirstItemToken);
+  const std::vector<int32_t> model_item = model_items_of(loaded, data);
   LeaveOneOutSplit split(data);
   const Split which = options.split == "valid" ? Split::kValid : Split::kTest;
   const EvalProtocol protocol = parse_choice<EvalProtocol>(options.protocol);
   const NegativeSampling sampled_by = parse_choice<NegativeSampling>(options.sampled_by);
   EvalCases cases = evaluation_cases(data, split, which, !options.include_history);
+  renumber_items(cases, model_item);
   EvalOptions eval;
   eval.ks = parse_ks(options.ks);
   eval.batch_size = options.batch_size;
@@ -68,14 +73,18 @@ void run_eval(const EvalCommandOptions& options) {
                            {"users", cases.cases.size()}};
   RankingMetrics metrics(eval.ks);
   if (protocol == EvalProtocol::kFull) {
-    metrics = evaluate_full_ranking(*loaded.model, data.num_items(), cases.cases, eval);
+    metrics = evaluate_full_ranking(*loaded.model, loaded.num_items(), cases.cases, eval);
     result["setting"] = options.include_history
                             ? "full ranking over all items, nothing excluded"
                             : "full ranking over all items, each user's earlier items excluded";
   } else {
     std::vector<int64_t> popularity;
-    if (sampled_by == NegativeSampling::kPopularity) popularity = split.train_item_counts();
-    auto negatives = sample_eval_negatives(cases.cases, cases.user_items, data.num_items(),
+    if (sampled_by == NegativeSampling::kPopularity) {
+      popularity.assign(loaded.num_items(), 0);
+      const std::vector<int64_t> counts = split.train_item_counts();
+      for (size_t i = 0; i < counts.size(); ++i) popularity[model_item[i]] = counts[i];
+    }
+    auto negatives = sample_eval_negatives(cases.cases, cases.user_items, loaded.num_items(),
                                            options.negatives, popularity, options.seed);
     if (!options.save_negatives.empty()) save_negatives(options.save_negatives, negatives);
     metrics = evaluate_sampled(*loaded.model, cases.cases, negatives, eval);
@@ -102,7 +111,7 @@ void register_eval_command(CLI::App& app) {
   command->add_flag("--include-history", options->include_history,
                     "full ranking: also rank the user's earlier items");
   command->add_option("--negatives", options->negatives, "sampled: negatives per user")
-      ->check(CLI::PositiveNumber)
+      ->check(at_least(1))
       ->capture_default_str();
   command->add_option("--sampled-by", options->sampled_by, "sampled: uniform or popularity")
       ->check(CLI::IsMember({"uniform", "popularity"}))
@@ -113,7 +122,7 @@ void register_eval_command(CLI::App& app) {
   command->add_option("--device", options->device, "cpu, cuda or auto")->capture_default_str();
   command->add_option("--threads", options->threads, "CPU threads (default: all)");
   command->add_option("--batch-size", options->batch_size, "users per forward pass")
-      ->check(CLI::PositiveNumber)
+      ->check(at_least(1))
       ->capture_default_str();
   command->callback([options] {
     options->source.require("eval");

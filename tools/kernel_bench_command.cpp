@@ -41,7 +41,7 @@ void register_kernel_bench_command(CLI::App& bench) {
   kernels->add_option("--warmup", options->warmup, "untimed calls first")->capture_default_str();
   kernels->add_option("--repeats", options->repeats, "timed calls")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(at_least(1));
   kernels->add_option("--output", options->output, "also write the markdown table here");
   kernels->add_option("--commit", options->commit, "commit shown in the header (default: git's)");
   kernels->callback([options, device] { run_kernels(*device, *options); });

@@ -2,6 +2,7 @@
 // items for a user of the training data (after their whole history) or for an explicit history
 // of original item ids, printed as "rank<TAB>item<TAB>score".
 #include <cstdio>
+#include <optional>
 #include <sstream>
 
 #include "kernels/check.h"
@@ -21,24 +22,39 @@ struct RecommendOptions {
   bool exclude_history = false;
 };
 
-std::vector<int32_t> history_items(const Dataset& data, const RecommendOptions& options) {
-  if (!options.user.empty()) {
-    std::optional<int32_t> user = data.find_user(options.user);
-    if (!user)
-      throw Error("user \"" + options.user + "\" is not in the dataset " +
-                  data.directory().string());
-    std::span<const int32_t> items = data.items(*user);
-    return {items.begin(), items.end()};
+// The model's item of each original id of --history: through the checkpoint's own vocabulary, or
+// the dataset's when the checkpoint recorded none.
+std::vector<int32_t> explicit_history(const CheckpointedModel& loaded, const ModelSource& source,
+                                      const std::string& history) {
+  std::vector<std::string> ids;
+  std::stringstream stream(history);
+  for (std::string id; stream >> id;) ids.push_back(id);
+  if (ids.empty()) throw Error("--history is empty: give at least one item id");
+  if (!loaded.item_ids.empty()) {
+    return match_item_ids(loaded.item_ids, ids, (loaded.checkpoint / "items.tsv").string(),
+                          "--history");
   }
+  const Dataset data = Dataset::open(source.data_path(loaded));
+  const std::vector<int32_t> model_item = model_items_of(loaded, data);
   std::vector<int32_t> items;
-  std::stringstream stream(options.history);
-  std::string id;
-  while (stream >> id) {
+  for (const std::string& id : ids) {
     std::optional<int32_t> item = data.find_item(id);
     if (!item) throw Error("--history: item \"" + id + "\" is not in the dataset's catalog");
-    items.push_back(*item);
+    items.push_back(model_item[*item]);
   }
-  if (items.empty()) throw Error("--history is empty: give at least one item id");
+  return items;
+}
+
+// The model's items of a user's whole history in the dataset.
+std::vector<int32_t> user_history(const CheckpointedModel& loaded, const Dataset& data,
+                                  const std::string& user) {
+  std::optional<int32_t> found = data.find_user(user);
+  if (!found) {
+    throw Error("user \"" + user + "\" is not in the dataset " + data.directory().string());
+  }
+  const std::vector<int32_t> model_item = model_items_of(loaded, data);
+  std::vector<int32_t> items;
+  for (int32_t item : data.items(*found)) items.push_back(model_item[item]);
   return items;
 }
 
@@ -46,13 +62,20 @@ void run_recommend(const RecommendOptions& options) {
   Context ctx = Context::create(parse_device(options.device));
   const std::filesystem::path checkpoint = options.source.checkpoint_path();
   CheckpointedModel loaded = open_checkpointed_model(ctx, checkpoint, 1);
-  Dataset data = Dataset::open(options.source.data_path(loaded));
-  std::vector<int32_t> history = history_items(data, options);
+  std::optional<Dataset> data;
+  if (!options.user.empty() || loaded.item_ids.empty()) {
+    data.emplace(Dataset::open(options.source.data_path(loaded)));
+  }
+  const std::vector<int32_t> history =
+      options.user.empty() ? explicit_history(loaded, options.source, options.history)
+                           : user_history(loaded, *data, options.user);
   const std::vector<Recommendation> top =
-      recommend(*loaded.model, data.num_items(), history, options.k, options.exclude_history,
+      recommend(*loaded.model, loaded.num_items(), history, options.k, options.exclude_history,
                 loaded.masked, loaded.prompt);
   for (size_t i = 0; i < top.size(); ++i) {
-    std::printf("%zu\t%s\t%.4f\n", i + 1, data.item_name(top[i].item).c_str(), top[i].score);
+    const std::string& name =
+        loaded.item_ids.empty() ? data->item_name(top[i].item) : loaded.item_ids[top[i].item];
+    std::printf("%zu\t%s\t%.4f\n", i + 1, name.c_str(), top[i].score);
   }
 }
 
@@ -67,7 +90,7 @@ void register_recommend_command(CLI::App& app) {
       command->add_option("--history", options->history, "item ids, oldest first, space-separated");
   user->excludes(history);
   command->add_option("--k", options->k, "how many items")
-      ->check(CLI::PositiveNumber)
+      ->check(at_least(1))
       ->capture_default_str();
   command->add_flag("--exclude-history", options->exclude_history,
                     "never recommend an item of the history");

@@ -121,7 +121,7 @@ struct StepTimes {
 // The trainer's step (train/train_step.h) over the stage's task, the host clock around each,
 // synchronized, as benchmarks/train_step_pytorch.py measures.
 StepTimes time_steps(const Context& ctx, const RunConfig& config, int warmup, int steps) {
-  StageStart start = resolve_stage_start(config, 0, std::nullopt);
+  StageStart start = resolve_stage_start(config, 0, std::nullopt, ctx.device());
   const Dataset data = Dataset::open(start.data_path);
   const LeaveOneOutSplit split(data);
   std::unique_ptr<StageTask> task = make_stage_task(config, 0, ctx, data, split, {});

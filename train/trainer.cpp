@@ -375,12 +375,14 @@ CommunicatorOptions communicator_options(const RunConfig& config, const LaunchIn
 
 // Rank 0 resolves (and may write an aligned dataset) before the others read.
 StageStart stage_start_on_every_rank(const RunConfig& config, size_t stage_index,
-                                     const std::optional<fs::path>& previous_best,
+                                     const std::optional<fs::path>& previous_best, Device device,
                                      const Distributed& dist) {
   std::optional<StageStart> start;
-  if (dist.writes_files()) start = resolve_stage_start(config, stage_index, previous_best, true);
+  if (dist.writes_files()) {
+    start = resolve_stage_start(config, stage_index, previous_best, device, true);
+  }
   if (dist.parallel()) dist.comm->barrier();
-  if (!start) start = resolve_stage_start(config, stage_index, previous_best, false);
+  if (!start) start = resolve_stage_start(config, stage_index, previous_best, device, false);
   return std::move(*start);
 }
 
@@ -428,7 +430,7 @@ TrainStatus train(const RunConfig& config, const TrainerOptions& options) {
         continue;
       }
     }
-    StageStart start = stage_start_on_every_rank(config, i, previous_best, dist);
+    StageStart start = stage_start_on_every_rank(config, i, previous_best, ctx.device(), dist);
     Dataset data = Dataset::open(start.data_path);
     LeaveOneOutSplit split(data);
     if (dist.writes_files()) {

@@ -204,5 +204,44 @@ TEST_F(TrainerTest, StopRequestSavesACheckpointAndReturnsInterrupted) {
   EXPECT_TRUE(fs::exists(fs::path(c.run.output_dir) / "checkpoints" / "pretrain-step1"));
 }
 
+// The message of the error train() throws for `c` ("" when it does not throw).
+std::string train_error(const RunConfig& c) {
+  try {
+    train(c, {});
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST_F(TrainerTest, TooManySampledNegativesForTheCatalogStopBeforeTraining) {
+  RunConfig c = config("negatives");
+  c.stages[0].eval.sampled_negatives = 1000;
+  const std::string error = train_error(c);
+  EXPECT_NE(error.find("eval.sampled_negatives is 1000 but user"), std::string::npos) << error;
+  const fs::path checkpoints = fs::path(c.run.output_dir) / "checkpoints";
+  EXPECT_FALSE(fs::exists(checkpoints) && !fs::is_empty(checkpoints));
+}
+
+TEST_F(TrainerTest, AModelLargerThanTheMachineStopsBeforeItAllocatesNamingTheKeys) {
+  RunConfig c = config("huge");
+  c.model.n_layer = 100000000;
+  const std::string error = train_error(c);
+  EXPECT_NE(error.find("needs about"), std::string::npos) << error;
+  EXPECT_NE(error.find("reduce model.n_layer (100000000)"), std::string::npos) << error;
+  c = config("long");
+  c.data.max_len = 2000000000;
+  EXPECT_NE(train_error(c).find("data.max_len (2000000000)"), std::string::npos);
+}
+
+TEST_F(TrainerTest, ADatasetWithNothingToEvaluateStopsBeforeTraining) {
+  std::ofstream(root_ / "short.csv") << "u1,a,1\nu1,b,2\nu2,a,1\nu2,c,2\n";
+  prepare_dataset({root_ / "short.csv"}, PrepareOptions{}, root_ / "short");
+  RunConfig c = config("short");
+  c.data.path = (root_ / "short").string();
+  const std::string error = train_error(c);
+  EXPECT_NE(error.find("has no user with at least 3 events"), std::string::npos) << error;
+}
+
 }  // namespace
 }  // namespace recforge

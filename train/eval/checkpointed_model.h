@@ -6,8 +6,12 @@
 #include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <span>
+#include <string>
+#include <vector>
 
 #include "model/decoder.h"
+#include "train/data/dataset.h"
 
 namespace recforge {
 
@@ -18,7 +22,25 @@ struct CheckpointedModel {
   std::filesystem::path data_path;
   bool masked = false;          // masked-behavior inference (MBP-only models)
   std::vector<int32_t> prompt;  // tokens before the history (a fine-tuned task's token)
+  // The original id of each of the model's items (the checkpoint's items.tsv); empty for a
+  // checkpoint that did not record them.
+  std::vector<std::string> item_ids;
+
+  int32_t num_items() const;
 };
+
+// The model's item of each of `data`'s items [data.num_items()], matched by original id through
+// the checkpoint's own vocabulary, so a dataset prepared again (its ids in another order) or a
+// part of the catalogue still means the same items. Throws naming both items files when the
+// dataset has an item the model never saw. A checkpoint without ids matches by position when the
+// counts agree.
+std::vector<int32_t> model_items_of(const CheckpointedModel& model, const Dataset& data);
+// The same for the vocabularies themselves (`model_ids` of the model, the dataset's names);
+// `model_source` and `data_source` name them in errors.
+std::vector<int32_t> match_item_ids(std::span<const std::string> model_ids,
+                                    std::span<const std::string> data_ids,
+                                    const std::string& model_source,
+                                    const std::string& data_source);
 
 struct CheckpointData;
 // A checkpoint's parameters with its LoRA adapter (PEFT files in the directory) merged in, or as

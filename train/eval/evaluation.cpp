@@ -372,7 +372,28 @@ std::vector<int32_t> forbidden_items(const EvalCase& c, const std::vector<int32_
   return forbidden;
 }
 
+// How many distinct negatives a case with `forbidden` items can draw from `drawable` ones.
+int64_t negatives_available(const ItemDistribution& distribution, int64_t drawable,
+                            std::span<const int32_t> forbidden) {
+  for (int32_t item : forbidden) drawable -= distribution.can_draw(item);
+  return drawable;
+}
+
 }  // namespace
+
+MostNegatives most_negatives(std::span<const EvalCase> cases,
+                             std::span<const std::vector<int32_t>> user_items, int32_t num_items,
+                             std::span<const int64_t> popularity) {
+  const ItemDistribution distribution(num_items, popularity);
+  const int64_t drawable = distribution.drawable();
+  MostNegatives most{drawable, -1};
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const int64_t available = negatives_available(
+        distribution, drawable, forbidden_items(cases[i], user_items[i], num_items, i));
+    if (available < most.count) most = {available, static_cast<int64_t>(i)};
+  }
+  return most;
+}
 
 std::vector<std::vector<int32_t>> sample_eval_negatives(
     std::span<const EvalCase> cases, std::span<const std::vector<int32_t>> user_items,
@@ -386,8 +407,7 @@ std::vector<std::vector<int32_t>> sample_eval_negatives(
   std::vector<std::vector<int32_t>> forbidden(cases.size());
   for (size_t i = 0; i < cases.size(); ++i) {
     forbidden[i] = forbidden_items(cases[i], user_items[i], num_items, i);
-    int64_t available = drawable;
-    for (int32_t item : forbidden[i]) available -= distribution.can_draw(item);
+    const int64_t available = negatives_available(distribution, drawable, forbidden[i]);
     RECFORGE_CHECK(available >= count, "negative sampling: case ", i, " has only ", available,
                    " items outside its user's items to draw ", count, " negatives from");
   }

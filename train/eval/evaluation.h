@@ -70,6 +70,16 @@ std::vector<std::vector<int32_t>> sample_eval_negatives(
     std::span<const EvalCase> cases, std::span<const std::vector<int32_t>> user_items,
     int32_t num_items, int count, std::span<const int64_t> popularity, uint64_t seed);
 
+// The fewest distinct negatives any case can draw (never its user's items nor its target, and
+// with `popularity` never an item of popularity 0), and the case (-1 when there is none).
+struct MostNegatives {
+  int64_t count = 0;
+  int64_t case_index = -1;
+};
+MostNegatives most_negatives(std::span<const EvalCase> cases,
+                             std::span<const std::vector<int32_t>> user_items, int32_t num_items,
+                             std::span<const int64_t> popularity);
+
 // Text format: one line per case, its negatives as space-separated item ids. The file appears
 // complete or not at all (written beside it, then renamed), so another process that reads it
 // while it is being saved never sees part of it.

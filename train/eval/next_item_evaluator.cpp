@@ -34,7 +34,27 @@ NextItemEvaluator::NextItemEvaluator(const RunConfig& config, const StageSection
       masked_(masked),
       distributed_(distributed),
       valid_(evaluation_cases(data, split, Split::kValid, stage.eval.exclude_history)),
-      test_(evaluation_cases(data, split, Split::kTest, stage.eval.exclude_history)) {}
+      test_(evaluation_cases(data, split, Split::kTest, stage.eval.exclude_history)) {
+  RECFORGE_CHECK(!valid_.cases.empty() && !test_.cases.empty(), "stage ", stage.name,
+                 ": the dataset at ", data.directory().string(), " has no user with at least 3 ",
+                 "events; the leave-one-out split holds out each user's last two for validation ",
+                 "and test, so there would be nothing to evaluate");
+  for (const EvalCases* cases : {&valid_, &test_}) check_sampled_negatives(*cases);
+}
+
+// The sampled protocol draws eval.sampled_negatives distinct items per case outside its user's
+// items: the catalogue must hold them for every case, before training starts.
+void NextItemEvaluator::check_sampled_negatives(const EvalCases& cases) const {
+  std::span<const int64_t> popularity;
+  if (stage_.eval.sampled_by == NegativeSampling::kPopularity) popularity = train_counts_;
+  const MostNegatives most =
+      most_negatives(cases.cases, cases.user_items, data_.num_items(), popularity);
+  RECFORGE_CHECK(most.count >= stage_.eval.sampled_negatives, "stage ", stage_.name,
+                 ": eval.sampled_negatives is ", stage_.eval.sampled_negatives, " but user ",
+                 data_.user_name(cases.users[most.case_index]), " leaves only ", most.count,
+                 " of the ", data_.num_items(), " items to draw them from; lower it to at most ",
+                 most.count);
+}
 
 // The sampled protocol's negatives of every case: drawn once (seeded, so every rank draws the
 // same) and kept in memory and in the run directory, so every evaluation of the stage and a

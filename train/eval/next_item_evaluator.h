@@ -33,6 +33,7 @@ class NextItemEvaluator {
  private:
   const std::vector<std::vector<int32_t>>& sampled_negatives(Split which, const EvalCases& all);
   std::vector<std::vector<int32_t>> load_or_draw_negatives(Split which, const EvalCases& all);
+  void check_sampled_negatives(const EvalCases& cases) const;
 
   const RunConfig& config_;
   const StageSection& stage_;

@@ -4,6 +4,7 @@
 
 #include "kernels/check.h"
 #include "model/checkpoint.h"
+#include "model/memory.h"
 #include "model/parameters.h"
 #include "model/vocabulary.h"
 #include "train/eval/checkpointed_model.h"
@@ -57,6 +58,32 @@ std::vector<float> grown_parameters(const CheckpointData& from, const ModelConfi
   return values;
 }
 
+// The most tokens one forward of the stage packs, training micro-batch or evaluation batch, over
+// every task (the activations a decoder allocates).
+int64_t planned_tokens(const RunConfig& config, const StageSection& stage) {
+  const int64_t len = config.data.max_len + 1;
+  const int64_t train = stage.train.token_budget > 0
+                            ? std::max<int64_t>(stage.train.token_budget, len)
+                            : int64_t{stage.train.batch_size} * len;
+  return std::max(train, int64_t{stage.eval.batch_size} * len);
+}
+
+void require_memory(const RunConfig& config, const StageSection& stage, const ModelConfig& model,
+                    Device device) {
+  const int64_t tokens = planned_tokens(config, stage);
+  const MemoryEstimate need = training_memory(model, tokens, device);
+  const double available = static_cast<double>(available_memory_bytes(device));
+  RECFORGE_CHECK(need.total() <= available, "stage ", stage.name, " needs about ",
+                 format_bytes(need.total()), " (", need.parameters,
+                 " parameters: ", format_bytes(need.weights),
+                 " for them, their gradients and AdamW's moments; ", format_bytes(need.activations),
+                 " for the activations of ", tokens, " tokens) ", "but the ", device_name(device),
+                 " has ", format_bytes(available), " available: reduce model.n_layer (",
+                 model.n_layer, "), model.d_model (", model.d_model, "), model.mlp_ratio (",
+                 model.mlp_ratio, "), data.max_len (", config.data.max_len, "), train.batch_size (",
+                 stage.train.batch_size, ") or eval.batch_size (", stage.eval.batch_size, ")");
+}
+
 }  // namespace
 
 ModelConfig model_config_for(const RunConfig& config, int32_t num_items) {
@@ -80,7 +107,8 @@ std::vector<std::string> item_ids_of(const Dataset& data) {
 }
 
 StageStart resolve_stage_start(const RunConfig& config, size_t stage_index,
-                               const std::optional<fs::path>& previous_best, bool writes_files) {
+                               const std::optional<fs::path>& previous_best, Device device,
+                               bool writes_files) {
   const StageSection& stage = config.stages[stage_index];
   StageStart start;
   start.data_path = stage.data.empty() ? fs::path(config.data.path) : fs::path(stage.data);
@@ -88,6 +116,7 @@ StageStart resolve_stage_start(const RunConfig& config, size_t stage_index,
   if (!start.checkpoint) {
     const Dataset data = Dataset::open(start.data_path);
     start.model_config = model_config_for(config, data.num_items());
+    require_memory(config, stage, start.model_config, device);
     start.parameters =
         initial_parameters(start.model_config, ParameterLayout(start.model_config), config.run.seed,
                            config.model.init_std, config.model.embedding_init_std);
@@ -134,6 +163,7 @@ StageStart resolve_stage_start(const RunConfig& config, size_t stage_index,
   RECFORGE_CHECK(start.model_config.max_len >= config.data.max_len, "stage ", stage.name,
                  ": data.max_len ", config.data.max_len, " exceeds the checkpoint's max_len ",
                  start.model_config.max_len);
+  require_memory(config, stage, start.model_config, device);
   start.parameters =
       grown_parameters(from, start.model_config, stage.finetune, config, start.known_items);
   return start;

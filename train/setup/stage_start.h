@@ -32,10 +32,11 @@ struct StageStart {
 
 // `previous_best`: the previous stage's best checkpoint, when there is a previous stage.
 // Without `writes_files` (data-parallel ranks but 0) an aligned dataset is read, not written:
-// rank 0 resolves first.
+// rank 0 resolves first. Before any weight is allocated, the model and the stage's batches must
+// fit in `device`'s available memory (model/memory.h); an error names the keys that size them.
 StageStart resolve_stage_start(const RunConfig& config, size_t stage_index,
                                const std::optional<std::filesystem::path>& previous_best,
-                               bool writes_files = true);
+                               Device device, bool writes_files = true);
 
 // The model of a run's configuration for a dataset of `num_items` items.
 ModelConfig model_config_for(const RunConfig& config, int32_t num_items);

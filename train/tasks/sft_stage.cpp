@@ -49,6 +49,10 @@ SftStage::SftStage(const RunConfig& config, const StageSection& stage, const Con
   } else {
     valid_ = build_sft_examples(task_, events_, SplitPart::kValid, options);
     test_ = build_sft_examples(task_, events_, SplitPart::kTest, options);
+    RECFORGE_CHECK(!valid_.empty() && !test_.empty(), "stage ", stage.name, ": the dataset at ",
+                   data.directory().string(), " gives no held-out ", name_of(task_),
+                   " example to validate or test on (", valid_.size(), " valid, ", test_.size(),
+                   " test): its users need more events");
   }
 }
 
