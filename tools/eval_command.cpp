@@ -49,6 +49,7 @@ std::vector<int> parse_ks(const std::string& text) {
 }
 
 void run_eval(const EvalCommandOptions& options) {
+  const std::vector<int> ks = parse_ks(options.ks);
   const Device device = parse_device(options.device);
   Context ctx = device == Device::kCuda ? Context::cuda() : Context::cpu(options.threads);
   const std::filesystem::path checkpoint = options.source.checkpoint_path();
@@ -63,7 +64,7 @@ void run_eval(const EvalCommandOptions& options) {
   EvalCases cases = evaluation_cases(data, split, which, !options.include_history);
   renumber_items(cases, model_item);
   EvalOptions eval;
-  eval.ks = parse_ks(options.ks);
+  eval.ks = ks;
   eval.batch_size = options.batch_size;
   eval.masked = loaded.masked;
   eval.prompt = loaded.prompt;
