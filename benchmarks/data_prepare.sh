@@ -15,7 +15,8 @@ if [[ ! -f "$log" ]]; then
   "$build/recforge" data synth --output "$log" --users 615385 --items 100000 --seed 1
 fi
 echo "log: $(($(wc -l <"$log") - 1)) lines, $(du -m "$log" | cut -f1) MiB"
-prepare=("$build/recforge" data prepare --input "$log" --format csv --header --output "$work/dataset")
+prepare=("$build/recforge" data prepare --input "$log" --format csv --header --output "$work/dataset"
+         --overwrite)
 "${prepare[@]}" >/dev/null
 for ((run = 1; run <= repeats; ++run)); do
   echo "--- run $run"

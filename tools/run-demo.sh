@@ -13,7 +13,7 @@ cmake --build "$build" -j "$(nproc)" --target recforge
 cd "$root"
 "$build/recforge" data synth --output runs/synthetic-logs.csv
 "$build/recforge" data prepare --input runs/synthetic-logs.csv --format csv --header \
-  --output data/synthetic
+  --output data/synthetic --overwrite
 run=runs/synthetic-$(date +%Y%m%d-%H%M%S)
 "$build/recforge" train configs/synthetic.yaml run.output_dir="$run"
 "$build/recforge" eval --run "$run" --protocol sampled

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (clang, AddressSanitizer and UBSan, CPU-only) and runs each for a
-# while on its seeds: the interaction-log parser, the YAML config loader and the safetensors
-# checkpoint reader. A crash or sanitizer report fails the script and leaves the reproducer
+# while on its seeds: the interaction-log parser, the YAML config loader, the safetensors
+# checkpoint reader, the trainer-state reader of a resume, and the match of a dataset's items onto a
+# checkpoint's. A crash or sanitizer report fails the script and leaves the reproducer
 # (crash-*) in the target's corpus directory.
 # Usage: tools/run-fuzz.sh [BUILD_DIR] [SECONDS_PER_TARGET]
 set -euo pipefail
@@ -13,10 +14,11 @@ seconds=${2:-60}
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DRECFORGE_FUZZ=ON \
   -DRECFORGE_ENABLE_CUDA=OFF -DRECFORGE_NATIVE=OFF >/dev/null
-targets=(log_parser_fuzz config_fuzz checkpoint_fuzz)
+targets=(log_parser_fuzz config_fuzz checkpoint_fuzz trainer_state_fuzz item_match_fuzz)
 cmake --build "$build" -j "$(nproc)" --target "${targets[@]}"
 declare -A seeds=([log_parser_fuzz]="" [config_fuzz]="$root/tests/fuzz/seeds/config"
-                  [checkpoint_fuzz]="$root/tests/fuzz/seeds/safetensors")
+                  [checkpoint_fuzz]="$root/tests/fuzz/seeds/safetensors"
+                  [trainer_state_fuzz]="$root/tests/fuzz/seeds/trainer_state" [item_match_fuzz]="")
 declare -A options=([config_fuzz]="-dict=$root/tests/fuzz/config.dict")
 for target in "${targets[@]}"; do
   corpus="$build/corpus/$target"

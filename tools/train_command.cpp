@@ -15,6 +15,7 @@
 #include "tools/commands.h"
 #include "tools/launcher.h"
 #include "train/config/config.h"
+#include "train/dist/communicator.h"
 #include "train/dist/launch.h"
 #include "train/trainer.h"
 
@@ -54,7 +55,14 @@ void exit_with(int code) {
 void run_train(const TrainCommandOptions& options, const TrainerOptions& trainer) {
   RunConfig config = load_config(options.config, options.overrides);
   install_stop_handlers();
-  if (train(config, trainer) == TrainStatus::kInterrupted) exit_with(kInterruptedExitCode);
+  TrainStatus status = TrainStatus::kCompleted;
+  try {
+    status = train(config, trainer);
+  } catch (const Error& e) {
+    if (trainer.launch.world_size == 1) throw;
+    end_job(concat("error on rank ", trainer.launch.rank, ": ", e.what()), 1);
+  }
+  if (status == TrainStatus::kInterrupted) exit_with(kInterruptedExitCode);
 }
 
 LaunchFlags launch_flags(const TrainCommandOptions& options) {

@@ -106,6 +106,16 @@ expect_error "the none backend runs one process but WORLD_SIZE is 2" \
 expect_error "RANK=1 is set but WORLD_SIZE and LOCAL_RANK are not" \
   env RANK=1 "$recforge" train c.yaml run.output_dir=e3
 
+echo "== a rank that fails ends the whole job (rank 0 finds the run directory locked)"
+mkdir -p locked
+flock locked/.lock sleep 60 >/dev/null 2>&1 &  # its output away: ctest waits for its holders
+holder=$!
+sleep 0.5
+expect_error "error on rank 0: run directory locked is in use by another training" \
+  mpirun -np 2 --oversubscribe --bind-to none "$recforge" train c.yaml run.output_dir=locked
+pkill -P "$holder"
+wait "$holder" 2>/dev/null || true
+
 echo "== only rank 0 wrote the run directory"
 test "$(grep -c '"step":20,' two/metrics.jsonl || true)" -ge 1
 echo "data parallel: ok"

@@ -3,9 +3,12 @@
 #include <unistd.h>
 
 #include <climits>
+#include <cstdio>
+#include <cstdlib>
 
 #include "kernels/buffer.h"
 #include "train/dist/communicator_backends.h"
+#include "train/dist/mpi_environment.h"
 
 namespace recforge {
 namespace {
@@ -70,6 +73,16 @@ CommBackend parse_comm_backend(std::string_view name) {
   }
   throw Error(
       concat("unknown communication backend '", name, "': expected auto, none, mpi or nccl"));
+}
+
+void end_job(const std::string& message, int exit_code) {
+  std::fprintf(stderr, "%s\n", message.c_str());
+  std::fflush(stderr);
+  std::fflush(stdout);
+#if RECFORGE_WITH_MPI
+  mpi::abort_if_initialized(exit_code);
+#endif
+  std::_Exit(exit_code);
 }
 
 CommBackend resolve_backend(const Context& ctx, const CommunicatorOptions& options) {

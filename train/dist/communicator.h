@@ -101,6 +101,12 @@ struct CommunicatorOptions {
 // Resolves options.backend (kAuto) for this context and world size: kNone, kMpi or kNccl.
 CommBackend resolve_backend(const Context& ctx, const CommunicatorOptions& options);
 
+// Ends this process with `exit_code` after printing `message` on stderr, and every other process
+// of the job when mpirun started it (MPI_Abort): a rank that failed must not leave the others
+// blocked in a collective, and MPI_Finalize at exit would wait for them. (--nproc, torchrun and
+// srun end the other workers when one exits non-zero.)
+[[noreturn]] void end_job(const std::string& message, int exit_code);
+
 // The communicator of the resolved backend. Throws recforge::Error for an unknown backend, a rank
 // outside [0, world_size), a backend this build or this context cannot run, or an MPI launch whose
 // rank or size disagree with the options.

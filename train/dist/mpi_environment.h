@@ -22,6 +22,9 @@ void require_world(int rank, int world_size);
 // `code` is MPI_SUCCESS.
 void check(int code, const char* call);
 
+// Ends every process of the job (MPI_Abort) when MPI is initialised; returns otherwise.
+void abort_if_initialized(int exit_code);
+
 // Copies `bytes` bytes from world rank `root` into `data` on every rank.
 void broadcast_bytes(void* data, size_t bytes, int root);
 
