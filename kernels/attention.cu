@@ -1,6 +1,8 @@
 // Flash attention over packed variable-length sequences on the GPU, templated on the head size
 // HS ∈ {32, 64, 128} and on the storage type A ∈ {float, bf16} of qkv, out, dout and dqkv. Layouts
-// and the math are in kernels/attention.h; this file is the tiling.
+// and the math are in kernels/attention.h; this file is the tiling. Grouped-query attention: query
+// head h reads key/value head g = h / G (G = NH / KV query heads per kv head) in place; K and V are
+// never repeated in memory.
 //
 // Storage: all arithmetic, every register and every shared-memory tile are fp32 for both storage
 // types; lse and delta are fp32. With bf16 storage a head tile is widened to float as it is loaded
@@ -22,9 +24,10 @@
 // consecutive rows hit 32 distinct banks. Score tile rows are padded to width + 16/RM floats, so
 // rows RM apart (the two half-warps of a warp) start 16 banks apart and never conflict.
 //
-// Grids are (tiles of max_length, B, NH); a block whose tile starts past its sequence's end exits
-// at once (uniformly, before any barrier). Rows past the end are zero-filled in shared memory,
-// masked out of the softmax, and never written.
+// Grids are (tiles of max_length, B, heads): NH query heads for the forward and dQ, KV kv heads for
+// dK/dV. A block whose tile starts past its sequence's end exits at once (uniformly, before any
+// barrier). Rows past the end are zero-filled in shared memory, masked out of the softmax, and
+// never written.
 //
 // Forward, block = kForwardQueries queries of one (sequence, head); Q stays in shared memory while
 // K/V tiles stream through (causal blocks stop at the diagonal tile). Per tile:
@@ -36,11 +39,13 @@
 //
 // Backward (FA2-style, deterministic: every output element has exactly one writer, no atomics):
 //   delta kernel:  D_i = Σ_d dout_i ⊙ out_i, one warp per (token, head).
-//   dK/dV kernel:  block = kBackwardOwned keys; K and V stay in shared memory; query tiles stream
+//   dK/dV kernel:  block = kBackwardOwned keys of one kv head g; K and V stay in shared memory;
+//                  for each query head h of g's group in head order, h's query tiles stream
 //                  (causal: from the block's first key on). Recompute, for the thread's
 //                  (key j, query i) pairs, Pᵀ_ji = exp(k_j·q_i·scale − lse_i) and
 //                  dPᵀ_ji = v_j·dout_i, dSᵀ_ji = Pᵀ_ji (dPᵀ_ji − D_i)·scale, then
-//                  dV += Pᵀ·dO and dK += dSᵀ·Q.
+//                  dV += Pᵀ·dO and dK += dSᵀ·Q. dK and dV stay in registers over the whole group
+//                  (the sum over its query heads, in a fixed order) and are stored once.
 //   dQ kernel:     block = kBackwardOwned queries; Q, dO stay; key tiles stream (causal: up to
 //                  the diagonal). Recompute P and dS the same way, dQ += dS·K.
 // The pair (P, dS) is recomputed twice, once per kernel, instead of being stored: O(T) memory.
@@ -72,10 +77,28 @@ constexpr int score_stride(int cols, int rows_per_thread) { return cols + 16 / r
 
 struct AttentionArgs {
   const int32_t* offsets;
-  int num_heads;
-  float scale;  // 1 / √HS
+  int num_heads;       // NH, query heads: rows of lse and delta per token
+  int num_kv_heads;    // KV
+  int group_size;      // G = NH / KV, query heads per kv head
+  int64_t qkv_stride;  // (NH + 2·KV)·HS, elements between consecutive tokens of qkv and dqkv
+  float scale;         // 1 / √HS
   bool causal;
 };
+
+// Offsets within a token's qkv (or dqkv) row of query head h and of the key and value heads of kv
+// head g.
+template <int HS>
+__device__ __forceinline__ int64_t query_column(int h) {
+  return static_cast<int64_t>(h) * HS;
+}
+template <int HS>
+__device__ __forceinline__ int64_t key_column(const AttentionArgs& args, int g) {
+  return static_cast<int64_t>(args.num_heads + g) * HS;
+}
+template <int HS>
+__device__ __forceinline__ int64_t value_column(const AttentionArgs& args, int g) {
+  return static_cast<int64_t>(args.num_heads + args.num_kv_heads + g) * HS;
+}
 
 extern __shared__ float4 attention_shared[];
 
@@ -219,9 +242,11 @@ __global__ void __launch_bounds__(kThreads)
   float* Vs = Ks + BK * T::kStride;                        // [BK][HS + 4]
   float* Ps = Vs + BK * T::kStride;                        // [BQ][P_STRIDE]
 
-  const int C = args.num_heads * HS;
-  const int64_t qkv_stride = 3LL * C;
-  const A* q_head = qkv + begin * qkv_stride + h * HS;  // token `begin`, query head h
+  const int C = args.num_heads * HS, g = h / args.group_size;
+  const int64_t qkv_stride = args.qkv_stride;
+  const A* seq = qkv + begin * qkv_stride;  // token `begin`'s row
+  const A *q_head = seq + query_column<HS>(h), *k_head = seq + key_column<HS>(args, g),
+          *v_head = seq + value_column<HS>(args, g);
   load_tile<HS, BQ>(Qs, q_head + q0 * qkv_stride, qkv_stride, length - q0);
 
   const int ty = thread_row(), tx = thread_col();
@@ -236,8 +261,8 @@ __global__ void __launch_bounds__(kThreads)
   const int key_end = args.causal ? min(length, q0 + BQ) : length;
   for (int k0 = 0; k0 < key_end; k0 += BK) {
     __syncthreads();  // the previous tile's readers are done with Ks, Vs, Ps
-    load_tile<HS, BK>(Ks, q_head + C + k0 * qkv_stride, qkv_stride, length - k0);
-    load_tile<HS, BK>(Vs, q_head + 2 * C + k0 * qkv_stride, qkv_stride, length - k0);
+    load_tile<HS, BK>(Ks, k_head + k0 * qkv_stride, qkv_stride, length - k0);
+    load_tile<HS, BK>(Vs, v_head + k0 * qkv_stride, qkv_stride, length - k0);
     __syncthreads();
     float s[RM][CN];
     tile_dot<HS>(s, Qs, Ks);
@@ -318,69 +343,115 @@ constexpr size_t backward_dkdv_shared_floats() {
          2 * T::kBackwardOwned * score_stride(T::kBackwardStreamed, RM) + 2 * T::kBackwardStreamed;
 }
 
+// The dK/dV kernel's shared memory: the owned K and V tiles, the streamed Q and dO tiles, the
+// transposed score tiles and the streamed queries' lse and delta.
+template <int HS>
+struct DkdvShared {
+  static constexpr int BK = Tiles<HS>::kBackwardOwned, BQ = Tiles<HS>::kBackwardStreamed;
+  static constexpr int P_STRIDE = score_stride(BQ, BK / kGridSide);
+  float* Ks;       // [BK][HS + 4]
+  float* Vs;       // [BK][HS + 4]
+  float* Qs;       // [BQ][HS + 4]
+  float* dOs;      // [BQ][HS + 4]
+  float* Ps;       // [BK][P_STRIDE], Pᵀ
+  float* dSs;      // [BK][P_STRIDE], dSᵀ
+  float* lse_s;    // [BQ]
+  float* delta_s;  // [BQ]
+
+  __device__ explicit DkdvShared(float* base)
+      : Ks(base),
+        Vs(Ks + BK * Tiles<HS>::kStride),
+        Qs(Vs + BK * Tiles<HS>::kStride),
+        dOs(Qs + BQ * Tiles<HS>::kStride),
+        Ps(dOs + BQ * Tiles<HS>::kStride),
+        dSs(Ps + BK * P_STRIDE),
+        lse_s(dSs + BK * P_STRIDE),
+        delta_s(lse_s + BQ) {}
+};
+
+// The (sequence, query head) a dK/dV block streams: the head's queries in qkv, its rows of dout,
+// and its column of lse and delta.
+template <typename A>
+struct StreamedHead {
+  const A* q;     // qkv row of the sequence's first token, at query head h
+  const A* dout;  // dout row of the sequence's first token, at head h
+  int h;
+};
+
+// One streamed query tile (queries q0 .. q0 + BQ) of query head `head` against the block's keys
+// k0 .. k0 + BK: recomputes Pᵀ and dSᵀ into shared memory and accumulates dV += Pᵀ·dO and
+// dK += dSᵀ·Q in registers.
+template <int HS, typename A, int RM>
+__device__ __forceinline__ void dkdv_query_tile(float (&dk)[RM][HS / kGridSide],
+                                                float (&dv)[RM][HS / kGridSide],
+                                                const DkdvShared<HS>& sh,
+                                                const StreamedHead<A>& head, const float* lse,
+                                                const float* delta, int begin, int length, int q0,
+                                                int k0, const AttentionArgs& args) {
+  using S = DkdvShared<HS>;
+  constexpr int BQ = S::BQ, CN = BQ / kGridSide, P_STRIDE = S::P_STRIDE;
+  const int C = args.num_heads * HS;
+  __syncthreads();  // the previous tile's readers are done with Qs, dOs, Ps, dSs, lse_s, delta_s
+  load_tile<HS, BQ>(sh.Qs, head.q + q0 * args.qkv_stride, args.qkv_stride, length - q0);
+  load_tile<HS, BQ>(sh.dOs, head.dout + static_cast<int64_t>(q0) * C, C, length - q0);
+  load_row_stats(sh.lse_s, sh.delta_s, lse, delta, begin, q0, BQ, length, args.num_heads, head.h);
+  __syncthreads();
+  float s[RM][CN], dp[RM][CN];
+  tile_dot<HS>(s, sh.Ks, sh.Qs);    // sᵀ_ji = k_j · q_i
+  tile_dot<HS>(dp, sh.Vs, sh.dOs);  // dPᵀ_ji = v_j · dout_i
+  const int ty = thread_row(), tx = thread_col();
+#pragma unroll
+  for (int i = 0; i < RM; ++i) {
+    const int key = k0 + ty * RM + i;
+#pragma unroll
+    for (int j = 0; j < CN; ++j) {
+      const int column = tx + j * kGridSide, query = q0 + column;
+      const bool visible = query < length && key_visible(query, key, length, args.causal);
+      const float p = visible ? expf(s[i][j] * args.scale - sh.lse_s[column]) : 0.0f;
+      sh.Ps[(ty * RM + i) * P_STRIDE + column] = p;
+      sh.dSs[(ty * RM + i) * P_STRIDE + column] = p * (dp[i][j] - sh.delta_s[column]) * args.scale;
+    }
+  }
+  __syncthreads();  // Ps, dSs complete
+  tile_accumulate<HS, RM, BQ, P_STRIDE>(dv, sh.Ps, sh.dOs);
+  tile_accumulate<HS, RM, BQ, P_STRIDE>(dk, sh.dSs, sh.Qs);
+}
+
+// Block (key tile, sequence b, kv head g): dK and dV of keys k0 .. k0 + BK of head g, summed over
+// the query heads of g's group in head order (one writer, a fixed order: deterministic).
 template <int HS, typename A>
 __global__ void __launch_bounds__(kThreads)
     attention_backward_dkdv_kernel(A* dqkv, const A* dout, const A* qkv, const float* lse,
                                    const float* delta, AttentionArgs args) {
-  using T = Tiles<HS>;
-  constexpr int BK = T::kBackwardOwned, BQ = T::kBackwardStreamed;
-  constexpr int RM = BK / kGridSide, CN = BQ / kGridSide;
-  constexpr int P_STRIDE = score_stride(BQ, RM);
-  const int b = blockIdx.y, h = blockIdx.z, k0 = blockIdx.x * BK;
+  using S = DkdvShared<HS>;
+  constexpr int BK = S::BK, RM = BK / kGridSide;
+  const int b = blockIdx.y, g = blockIdx.z, k0 = blockIdx.x * BK;
   const int begin = args.offsets[b], length = args.offsets[b + 1] - begin;
   if (k0 >= length) return;
 
-  float* Ks = reinterpret_cast<float*>(attention_shared);  // [BK][HS + 4]
-  float* Vs = Ks + BK * T::kStride;                        // [BK][HS + 4]
-  float* Qs = Vs + BK * T::kStride;                        // [BQ][HS + 4]
-  float* dOs = Qs + BQ * T::kStride;                       // [BQ][HS + 4]
-  float* Ps = dOs + BQ * T::kStride;                       // [BK][P_STRIDE], Pᵀ
-  float* dSs = Ps + BK * P_STRIDE;                         // [BK][P_STRIDE], dSᵀ
-  float* lse_s = dSs + BK * P_STRIDE;                      // [BQ]
-  float* delta_s = lse_s + BQ;                             // [BQ]
-
+  const S sh(reinterpret_cast<float*>(attention_shared));
   const int C = args.num_heads * HS;
-  const int64_t qkv_stride = 3LL * C;
-  const A* q_head = qkv + begin * qkv_stride + h * HS;
-  const A* dout_head = dout + static_cast<int64_t>(begin) * C + h * HS;
-  load_tile<HS, BK>(Ks, q_head + C + k0 * qkv_stride, qkv_stride, length - k0);
-  load_tile<HS, BK>(Vs, q_head + 2 * C + k0 * qkv_stride, qkv_stride, length - k0);
+  const A* seq = qkv + begin * args.qkv_stride;  // token `begin`'s row
+  load_tile<HS, BK>(sh.Ks, seq + key_column<HS>(args, g) + k0 * args.qkv_stride, args.qkv_stride,
+                    length - k0);
+  load_tile<HS, BK>(sh.Vs, seq + value_column<HS>(args, g) + k0 * args.qkv_stride, args.qkv_stride,
+                    length - k0);
 
-  const int ty = thread_row(), tx = thread_col();
   float dk[RM][HS / kGridSide], dv[RM][HS / kGridSide];
   zero<HS, RM>(dk);
   zero<HS, RM>(dv);
-
-  // Causal: queries before k0 see none of these keys.
-  for (int q0 = args.causal ? k0 : 0; q0 < length; q0 += BQ) {
-    __syncthreads();  // the previous tile's readers are done with Qs, dOs, Ps, dSs, lse_s, delta_s
-    load_tile<HS, BQ>(Qs, q_head + q0 * qkv_stride, qkv_stride, length - q0);
-    load_tile<HS, BQ>(dOs, dout_head + static_cast<int64_t>(q0) * C, C, length - q0);
-    load_row_stats(lse_s, delta_s, lse, delta, begin, q0, BQ, length, args.num_heads, h);
-    __syncthreads();
-    float s[RM][CN], dp[RM][CN];
-    tile_dot<HS>(s, Ks, Qs);    // sᵀ_ji = k_j · q_i
-    tile_dot<HS>(dp, Vs, dOs);  // dPᵀ_ji = v_j · dout_i
-#pragma unroll
-    for (int i = 0; i < RM; ++i) {
-      const int key = k0 + ty * RM + i;
-#pragma unroll
-      for (int j = 0; j < CN; ++j) {
-        const int column = tx + j * kGridSide, query = q0 + column;
-        const bool visible = query < length && key_visible(query, key, length, args.causal);
-        const float p = visible ? expf(s[i][j] * args.scale - lse_s[column]) : 0.0f;
-        Ps[(ty * RM + i) * P_STRIDE + column] = p;
-        dSs[(ty * RM + i) * P_STRIDE + column] = p * (dp[i][j] - delta_s[column]) * args.scale;
-      }
+  for (int h = g * args.group_size; h < (g + 1) * args.group_size; ++h) {
+    const StreamedHead<A> head{seq + query_column<HS>(h),
+                               dout + static_cast<int64_t>(begin) * C + h * HS, h};
+    // Causal: queries before k0 see none of these keys.
+    for (int q0 = args.causal ? k0 : 0; q0 < length; q0 += S::BQ) {
+      dkdv_query_tile<HS>(dk, dv, sh, head, lse, delta, begin, length, q0, k0, args);
     }
-    __syncthreads();  // Ps, dSs complete
-    tile_accumulate<HS, RM, BQ, P_STRIDE>(dv, Ps, dOs);
-    tile_accumulate<HS, RM, BQ, P_STRIDE>(dk, dSs, Qs);
   }
 
-  A* grad_head = dqkv + begin * qkv_stride + h * HS;  // token `begin`, dq of head h
-  store_rows<HS, RM>(grad_head + C, qkv_stride, k0, length, dk);
-  store_rows<HS, RM>(grad_head + 2 * C, qkv_stride, k0, length, dv);
+  A* grad_seq = dqkv + begin * args.qkv_stride;  // token `begin`'s row of dqkv
+  store_rows<HS, RM>(grad_seq + key_column<HS>(args, g), args.qkv_stride, k0, length, dk);
+  store_rows<HS, RM>(grad_seq + value_column<HS>(args, g), args.qkv_stride, k0, length, dv);
 }
 
 template <int HS>
@@ -409,9 +480,11 @@ __global__ void __launch_bounds__(kThreads)
   float* Vs = Ks + BK * T::kStride;                        // [BK][HS + 4]
   float* dSs = Vs + BK * T::kStride;                       // [BQ][P_STRIDE]
 
-  const int C = args.num_heads * HS;
-  const int64_t qkv_stride = 3LL * C;
-  const A* q_head = qkv + begin * qkv_stride + h * HS;
+  const int C = args.num_heads * HS, g = h / args.group_size;
+  const int64_t qkv_stride = args.qkv_stride;
+  const A* seq = qkv + begin * qkv_stride;  // token `begin`'s row
+  const A *q_head = seq + query_column<HS>(h), *k_head = seq + key_column<HS>(args, g),
+          *v_head = seq + value_column<HS>(args, g);
   load_tile<HS, BQ>(Qs, q_head + q0 * qkv_stride, qkv_stride, length - q0);
   load_tile<HS, BQ>(dOs, dout + (static_cast<int64_t>(begin) + q0) * C + h * HS, C, length - q0);
 
@@ -430,8 +503,8 @@ __global__ void __launch_bounds__(kThreads)
   const int key_end = args.causal ? min(length, q0 + BQ) : length;
   for (int k0 = 0; k0 < key_end; k0 += BK) {
     __syncthreads();  // the previous tile's readers are done with Ks, Vs, dSs
-    load_tile<HS, BK>(Ks, q_head + C + k0 * qkv_stride, qkv_stride, length - k0);
-    load_tile<HS, BK>(Vs, q_head + 2 * C + k0 * qkv_stride, qkv_stride, length - k0);
+    load_tile<HS, BK>(Ks, k_head + k0 * qkv_stride, qkv_stride, length - k0);
+    load_tile<HS, BK>(Vs, v_head + k0 * qkv_stride, qkv_stride, length - k0);
     __syncthreads();
     float s[RM][CN], dp[RM][CN];
     tile_dot<HS>(s, Qs, Ks);    // s_ij = q_i · k_j
@@ -450,7 +523,7 @@ __global__ void __launch_bounds__(kThreads)
     __syncthreads();  // dSs complete
     tile_accumulate<HS, RM, BK, P_STRIDE>(dq, dSs, Ks);
   }
-  store_rows<HS, RM>(dqkv + begin * qkv_stride + h * HS, qkv_stride, q0, length, dq);
+  store_rows<HS, RM>(dqkv + begin * qkv_stride + query_column<HS>(h), qkv_stride, q0, length, dq);
 }
 
 // ---- Launch -------------------------------------------------------------------------------------
@@ -463,12 +536,18 @@ void launch(Kernel kernel, dim3 grid, size_t shared_floats, cudaStream_t stream,
   CUDA_CHECK_LAUNCH();
 }
 
-dim3 tile_grid(const PackedSequences& seqs, const AttentionShape& shape, int tile_rows) {
-  return dim3(ceil_div(seqs.max_length, tile_rows), seqs.num_sequences, shape.num_heads);
+// (tiles of max_length, B, heads): `heads` is NH for the query-owning kernels, KV for dK/dV.
+dim3 tile_grid(const PackedSequences& seqs, int heads, int tile_rows) {
+  return dim3(ceil_div(seqs.max_length, tile_rows), seqs.num_sequences, heads);
 }
 
 AttentionArgs make_args(const PackedSequences& seqs, const AttentionShape& shape) {
-  return {seqs.offsets, shape.num_heads, 1.0f / std::sqrt(static_cast<float>(shape.head_size)),
+  return {seqs.offsets,
+          shape.num_heads,
+          shape.kv_heads(),
+          shape.group_size(),
+          shape.qkv_channels(),
+          1.0f / std::sqrt(static_cast<float>(shape.head_size)),
           shape.mask == AttentionMask::kCausal};
 }
 
@@ -489,19 +568,20 @@ bool check_launch(const PackedSequences& seqs, const AttentionShape& shape, cons
 template <int HS, typename A>
 void forward(const Context& ctx, A* out, float* lse, const A* qkv, const PackedSequences& seqs,
              const AttentionShape& shape) {
-  launch(attention_forward_kernel<HS, A>, tile_grid(seqs, shape, Tiles<HS>::kForwardQueries),
-         forward_shared_floats<HS>(), stream_of(ctx), out, lse, qkv, make_args(seqs, shape));
+  launch(attention_forward_kernel<HS, A>,
+         tile_grid(seqs, shape.num_heads, Tiles<HS>::kForwardQueries), forward_shared_floats<HS>(),
+         stream_of(ctx), out, lse, qkv, make_args(seqs, shape));
 }
 
 template <int HS, typename A>
 void backward(const Context& ctx, A* dqkv, const float* delta, const A* dout, const A* qkv,
               const float* lse, const PackedSequences& seqs, const AttentionShape& shape) {
-  const dim3 grid = tile_grid(seqs, shape, Tiles<HS>::kBackwardOwned);
+  const int owned = Tiles<HS>::kBackwardOwned;
   const AttentionArgs args = make_args(seqs, shape);
-  launch(attention_backward_dkdv_kernel<HS, A>, grid, backward_dkdv_shared_floats<HS>(),
-         stream_of(ctx), dqkv, dout, qkv, lse, delta, args);
-  launch(attention_backward_dq_kernel<HS, A>, grid, backward_dq_shared_floats<HS>(), stream_of(ctx),
-         dqkv, dout, qkv, lse, delta, args);
+  launch(attention_backward_dkdv_kernel<HS, A>, tile_grid(seqs, shape.kv_heads(), owned),
+         backward_dkdv_shared_floats<HS>(), stream_of(ctx), dqkv, dout, qkv, lse, delta, args);
+  launch(attention_backward_dq_kernel<HS, A>, tile_grid(seqs, shape.num_heads, owned),
+         backward_dq_shared_floats<HS>(), stream_of(ctx), dqkv, dout, qkv, lse, delta, args);
 }
 
 }  // namespace

@@ -1,18 +1,24 @@
-// Multi-head scaled dot-product attention over packed variable-length sequences, flash style.
+// Multi-head scaled dot-product attention over packed variable-length sequences, flash style, with
+// grouped-query attention (GQA): NH query heads share KV ≤ NH key/value heads, NH % KV == 0.
 //
 // Layout (row-major):
-//   qkv  [N, 3, NH, HS]  per token: the query heads, then the key heads, then the value heads
-//   out  [N, NH, HS]     softmax(q·kᵀ/√HS) · v for each head, within the token's own sequence
-//   lse  [N, NH]         log Σ_j exp(q·k_j/√HS), saved by the forward for the backward
+//   qkv  [N, NH + 2·KV, HS]  per token: the NH query heads, then the KV key heads, then the KV
+//                            value heads (KV = NH is the classic [N, 3, NH, HS])
+//   out  [N, NH, HS]         softmax(q·kᵀ/√HS) · v for each query head, within the token's own
+//                            sequence; query head h reads key/value head h / (NH / KV)
+//   lse  [N, NH]             log Σ_j exp(q·k_j/√HS), saved by the forward for the backward
 // Sequence b holds the tokens offsets[b] .. offsets[b+1]; tokens never attend across sequences.
 // Causal: token i attends to the tokens j <= i of its sequence; bidirectional: to all of them.
 //
 // Forward: for a tile of queries, stream over tiles of keys keeping a running max m, running sum l
 // and an unnormalized output accumulator (online softmax); out = acc / l and lse = m + log l.
-// No score matrix larger than one tile exists. Backward recomputes each probability from the saved
-// lse, P_ij = exp(q_i·k_j/√HS − lse_i), and with D_i = Σ_d dout_i ⊙ out_i:
+// No score matrix larger than one tile exists, and K/V are never repeated in memory. Backward
+// recomputes each probability from the saved lse, P_ij = exp(q_i·k_j/√HS − lse_i), and with
+// D_i = Σ_d dout_i ⊙ out_i:
 //   dv_j += Σ_i P_ij dout_i,   dS_ij = P_ij (dout_i·v_j − D_i),
-//   dq_i += Σ_j dS_ij k_j / √HS,   dk_j += Σ_i dS_ij q_i / √HS.
+//   dq_i += Σ_j dS_ij k_j / √HS,   dk_j += Σ_i dS_ij q_i / √HS,
+// where dk and dv of a key/value head also sum over the query heads of its group, in head order
+// (each kv head's gradients have one writer: deterministic, no atomics). dqkv has qkv's layout.
 // Every row has at least one key (itself), so no row is ever empty and no NaN can appear;
 // sequences of length 0 contribute nothing. With bf16 storage, D is taken from the stored (rounded)
 // out, as the backward sees it.
@@ -37,10 +43,14 @@ struct PackedSequences {
 };
 
 struct AttentionShape {
-  int num_heads = 0;  // NH
+  int num_heads = 0;  // NH, query heads
   int head_size = 0;  // HS ∈ {32, 64, 128}
   AttentionMask mask = AttentionMask::kCausal;
-  int channels() const { return num_heads * head_size; }
+  int num_kv_heads = 0;  // KV, key/value heads; 0 means NH (no grouping)
+  int kv_heads() const { return num_kv_heads > 0 ? num_kv_heads : num_heads; }
+  int group_size() const { return num_heads / kv_heads(); }  // query heads per kv head
+  int channels() const { return num_heads * head_size; }     // of out, dout: NH·HS
+  int qkv_channels() const { return (num_heads + 2 * kv_heads()) * head_size; }  // of qkv, dqkv
 };
 
 // Storage: A is the element type of qkv, out, dout and dqkv; lse and delta are T. Either A = T
@@ -55,7 +65,7 @@ namespace cpu {
 template <typename A, typename T>
 void attention_forward(A* out, T* lse, const A* qkv, const PackedSequences& seqs,
                        const AttentionShape& shape);
-// dqkv [N, 3, NH, HS] is overwritten. delta [N, NH] is scratch for D.
+// dqkv [N, NH + 2·KV, HS] is overwritten. delta [N, NH] is scratch for D.
 template <typename A, typename T>
 void attention_backward(A* dqkv, T* delta, const A* dout, const A* qkv, const A* out, const T* lse,
                         const PackedSequences& seqs, const AttentionShape& shape);

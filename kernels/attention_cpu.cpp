@@ -15,6 +15,9 @@ void validate_attention(const PackedSequences& seqs, const AttentionShape& shape
                  " is not supported (expected 32, 64 or 128)");
   RECFORGE_CHECK(shape.num_heads > 0, "attention: num_heads must be positive, got ",
                  shape.num_heads);
+  RECFORGE_CHECK(shape.num_kv_heads >= 0 && shape.num_heads % shape.kv_heads() == 0,
+                 "attention: num_kv_heads ", shape.num_kv_heads, " must divide num_heads ",
+                 shape.num_heads, " (0 means num_heads)");
   RECFORGE_CHECK(seqs.num_sequences >= 0 && seqs.num_tokens >= 0 && seqs.max_length >= 0,
                  "attention: bad packed batch (B=", seqs.num_sequences, ", N=", seqs.num_tokens,
                  ", T=", seqs.max_length, ")");
@@ -26,16 +29,27 @@ namespace {
 constexpr int kQueryTile = 32;
 constexpr int kKeyTile = 64;
 
-// Pointers to one head of one sequence inside the packed [N, 3, NH, HS] qkv layout.
+// Pointers to one query head and its key/value head of one sequence inside the packed
+// [N, NH + 2·KV, HS] qkv layout.
 template <typename T>
 struct HeadView {
-  T* base;         // qkv (or dqkv) row of the sequence's first token, at this head
-  int64_t stride;  // 3·C between consecutive tokens
-  int64_t channels;
-  T* q(int i) const { return base + i * stride; }
-  T* k(int j) const { return base + j * stride + channels; }
-  T* v(int j) const { return base + j * stride + 2 * channels; }
+  T* q_base;       // qkv (or dqkv) row of the sequence's first token, at the query head
+  T* k_base;       // ... at its key head
+  T* v_base;       // ... at its value head
+  int64_t stride;  // (NH + 2·KV)·HS between consecutive tokens
+  T* q(int i) const { return q_base + i * stride; }
+  T* k(int j) const { return k_base + j * stride; }
+  T* v(int j) const { return v_base + j * stride; }
 };
+
+// The view of query head h (and kv head h / group) of the sequence whose first token's qkv row is
+// `row`.
+template <typename T>
+HeadView<T> head_view(T* row, const AttentionShape& shape, int h) {
+  const int HS = shape.head_size, KV = shape.kv_heads(), g = h / shape.group_size();
+  return {row + static_cast<int64_t>(h) * HS, row + static_cast<int64_t>(shape.num_heads + g) * HS,
+          row + static_cast<int64_t>(shape.num_heads + KV + g) * HS, shape.qkv_channels()};
+}
 
 template <typename T>
 T dot(const T* a, const T* b, int n) {
@@ -121,12 +135,13 @@ template <typename T>
 void forward_heads(T* out, T* lse, const T* qkv, const PackedSequences& seqs,
                    const AttentionShape& shape) {
   const int NH = shape.num_heads, HS = shape.head_size, C = shape.channels();
+  const int64_t qkv_stride = shape.qkv_channels();
   const T scale = T(1) / std::sqrt(T(HS));
 #pragma omp parallel for schedule(dynamic) collapse(2)
   for (int b = 0; b < seqs.num_sequences; ++b) {
     for (int h = 0; h < NH; ++h) {
       int begin = seqs.offsets[b], length = seqs.offsets[b + 1] - begin;
-      HeadView<const T> in{qkv + static_cast<int64_t>(begin) * 3 * C + h * HS, 3LL * C, C};
+      HeadView<const T> in = head_view(qkv + begin * qkv_stride, shape, h);
       T* out_head = out + static_cast<int64_t>(begin) * C + h * HS;
       T* lse_head = lse + static_cast<int64_t>(begin) * NH + h;
       for (int q0 = 0; q0 < length; q0 += kQueryTile) {
@@ -137,34 +152,42 @@ void forward_heads(T* out, T* lse, const T* qkv, const PackedSequences& seqs,
   }
 }
 
+// Parallel over (sequence, kv head): the task of kv head g owns dk and dv of g and dq of the query
+// heads of its group, which it visits in head order, so every gradient element has one writer and
+// a fixed order of accumulation.
 template <typename T>
 void backward_heads(T* dqkv, T* delta, const T* dout, const T* qkv, const T* out, const T* lse,
                     const PackedSequences& seqs, const AttentionShape& shape) {
   const int NH = shape.num_heads, HS = shape.head_size, C = shape.channels();
+  const int KV = shape.kv_heads(), group = shape.group_size();
+  const int64_t qkv_stride = shape.qkv_channels();
   const T scale = T(1) / std::sqrt(T(HS));
 #pragma omp parallel for schedule(dynamic) collapse(2)
   for (int b = 0; b < seqs.num_sequences; ++b) {
-    for (int h = 0; h < NH; ++h) {
+    for (int g = 0; g < KV; ++g) {
       int begin = seqs.offsets[b], length = seqs.offsets[b + 1] - begin;
-      int64_t head_offset = static_cast<int64_t>(begin) * 3 * C + h * HS;
-      HeadView<const T> in{qkv + head_offset, 3LL * C, C};
-      HeadView<T> grad{dqkv + head_offset, 3LL * C, C};
-      const T* dout_head = dout + static_cast<int64_t>(begin) * C + h * HS;
-      const T* out_head = out + static_cast<int64_t>(begin) * C + h * HS;
-      const T* lse_head = lse + static_cast<int64_t>(begin) * NH + h;
-      T* delta_head = delta + static_cast<int64_t>(begin) * NH + h;
-      for (int i = 0; i < length; ++i) {
-        delta_head[i * NH] = dot(dout_head + i * C, out_head + i * C, HS);
-        std::fill(grad.q(i), grad.q(i) + HS, T(0));
-        std::fill(grad.k(i), grad.k(i) + HS, T(0));
-        std::fill(grad.v(i), grad.v(i) + HS, T(0));
-      }
-      for (int k0 = 0; k0 < length; k0 += kKeyTile) {
-        int kn = std::min(kKeyTile, length - k0);
-        int first_query = shape.mask == AttentionMask::kCausal ? k0 / kQueryTile * kQueryTile : 0;
-        for (int q0 = first_query; q0 < length; q0 += kQueryTile) {
-          backward_tile_pair(in, grad, dout_head, lse_head, delta_head, C, NH, q0,
-                             std::min(kQueryTile, length - q0), k0, kn, HS, scale, shape.mask);
+      for (int h = g * group; h < (g + 1) * group; ++h) {
+        HeadView<const T> in = head_view(qkv + begin * qkv_stride, shape, h);
+        HeadView<T> grad = head_view(dqkv + begin * qkv_stride, shape, h);
+        const T* dout_head = dout + static_cast<int64_t>(begin) * C + h * HS;
+        const T* out_head = out + static_cast<int64_t>(begin) * C + h * HS;
+        const T* lse_head = lse + static_cast<int64_t>(begin) * NH + h;
+        T* delta_head = delta + static_cast<int64_t>(begin) * NH + h;
+        for (int i = 0; i < length; ++i) {
+          delta_head[i * NH] = dot(dout_head + i * C, out_head + i * C, HS);
+          std::fill(grad.q(i), grad.q(i) + HS, T(0));
+          if (h == g * group) {  // the group's first query head starts its kv head's sums
+            std::fill(grad.k(i), grad.k(i) + HS, T(0));
+            std::fill(grad.v(i), grad.v(i) + HS, T(0));
+          }
+        }
+        for (int k0 = 0; k0 < length; k0 += kKeyTile) {
+          int kn = std::min(kKeyTile, length - k0);
+          int first_query = shape.mask == AttentionMask::kCausal ? k0 / kQueryTile * kQueryTile : 0;
+          for (int q0 = first_query; q0 < length; q0 += kQueryTile) {
+            backward_tile_pair(in, grad, dout_head, lse_head, delta_head, C, NH, q0,
+                               std::min(kQueryTile, length - q0), k0, kn, HS, scale, shape.mask);
+          }
         }
       }
     }
@@ -186,9 +209,9 @@ void attention_forward(A* out, T* lse, const A* qkv, const PackedSequences& seqs
   if constexpr (std::is_same_v<A, T>) {
     forward_heads(out, lse, qkv, seqs, shape);
   } else {
-    const int64_t N = seqs.num_tokens, C = shape.channels();
+    const int64_t N = seqs.num_tokens, C = shape.channels(), QKV = shape.qkv_channels();
     std::vector<float> out_wide(N * C);
-    forward_heads(out_wide.data(), lse, widen(qkv, N * 3 * C).data(), seqs, shape);
+    forward_heads(out_wide.data(), lse, widen(qkv, N * QKV).data(), seqs, shape);
     convert(out, out_wide.data(), static_cast<int64_t>(out_wide.size()));
   }
 }
@@ -199,9 +222,9 @@ void attention_backward(A* dqkv, T* delta, const A* dout, const A* qkv, const A*
   if constexpr (std::is_same_v<A, T>) {
     backward_heads(dqkv, delta, dout, qkv, out, lse, seqs, shape);
   } else {
-    const int64_t N = seqs.num_tokens, C = shape.channels();
-    std::vector<float> dqkv_wide(N * 3 * C);
-    backward_heads(dqkv_wide.data(), delta, widen(dout, N * C).data(), widen(qkv, N * 3 * C).data(),
+    const int64_t N = seqs.num_tokens, C = shape.channels(), QKV = shape.qkv_channels();
+    std::vector<float> dqkv_wide(N * QKV);
+    backward_heads(dqkv_wide.data(), delta, widen(dout, N * C).data(), widen(qkv, N * QKV).data(),
                    widen(out, N * C).data(), lse, seqs, shape);
     convert(dqkv, dqkv_wide.data(), static_cast<int64_t>(dqkv_wide.size()));
   }

@@ -8,10 +8,11 @@
 //   then lse[n] = max + log(sum) and, one warp per row, the K target logits
 //     hidden[n] · wte[targets[n, k]]: losses[n] = Σ_k w_k · (lse[n] − target logit k) over the
 //     valid targets, and the row's total weight W_n = Σ_k w_k over them
-//   pass 2 (only when dhidden and dwte are requested), per chunk:
+//   pass 2 (only when dhidden is requested), per chunk:
 //     tile = hidden · wte[chunk]ᵀ again (recomputed rather than stored)
 //     tile ← loss_scale · (W_n · exp(tile − lse) − Σ_k w_k · onehot(targets[n, k])), in place
-//     dhidden += tile · wte[chunk],  dwte[chunk] += tileᵀ · hidden           (cuBLASLt, beta = 1)
+//     dhidden += tile · wte[chunk],  dwte[chunk] += tileᵀ · hidden (unless dwte is null: a frozen
+//     output layer)                                                         (cuBLASLt, beta = 1)
 // Every step is a fixed sequence of GEMMs and fixed-order reductions: deterministic. Targets are
 // not range-checked on the host (that would need a sync); an out-of-range target gives a NaN loss
 // and no one-hot term instead of an out-of-bounds read.
@@ -116,8 +117,8 @@ void classifier_forward_backward(const Context& ctx, float* losses, float* dhidd
                         kElementwiseThreads, 0, stream>>>(tile, lse, row_weight, targets, weights,
                                                           N, chunk, v0, loss_scale, ignore_index);
     CUDA_CHECK_LAUNCH();
-    apply_dlogits_tile(ctx, dhidden, dwte + static_cast<int64_t>(v0) * C, tile, hidden, wte_chunk,
-                       N, C, chunk);
+    float* dwte_chunk = dwte ? dwte + static_cast<int64_t>(v0) * C : nullptr;
+    apply_dlogits_tile(ctx, dhidden, dwte_chunk, tile, hidden, wte_chunk, N, C, chunk);
   }
 }
 

@@ -46,7 +46,8 @@ double count_weighted_targets(std::span<const int32_t> targets, const TargetWeig
 
 namespace cpu {
 // losses [N]; dhidden [N, C] overwritten; dwte [V, C] accumulated; targets [N, K]. dhidden and
-// dwte may both be null to compute the losses only (one pass).
+// dwte may both be null to compute the losses only (one pass), or dwte alone (a frozen output
+// layer: the hidden states' gradient only).
 template <typename T>
 void classifier_forward_backward(T* losses, T* dhidden, T* dwte, const T* hidden, const T* wte,
                                  const int32_t* targets, TargetWeights weights, int N, int C, int V,
@@ -70,8 +71,8 @@ void classifier_forward_backward(const Context& ctx, T* losses, T* dhidden, T* d
                                  int32_t ignore_index = kIgnoreIndex) {
   RECFORGE_CHECK(N >= 0 && C > 0 && V > 0, "classifier_forward_backward: bad shape N=", N, " C=", C,
                  " V=", V);
-  RECFORGE_CHECK((dhidden == nullptr) == (dwte == nullptr),
-                 "classifier_forward_backward: dhidden and dwte are computed together");
+  RECFORGE_CHECK(dwte == nullptr || dhidden != nullptr,
+                 "classifier_forward_backward: dwte is computed with dhidden");
   check_target_weights(weights);
   dispatch<std::is_same_v<T, float>>(
       ctx, "classifier_forward_backward",

@@ -78,12 +78,11 @@ void classifier_forward_backward(T* losses, T* dhidden, T* dwte, const T* hidden
                    " is outside [0, ", V, ")");
   }
   const bool backward = dhidden != nullptr;
-  for_each_vocab_panel<T>(
-      N, C, V, backward ? dwte : nullptr, [&](int64_t row0, int rows, T* panel, T* dwte_part) {
-        panel_forward_backward(losses + row0, backward ? dhidden + row0 * C : nullptr, dwte_part,
-                               panel, hidden + row0 * C, wte, targets + row0 * K, weights, rows, C,
-                               V, loss_scale, ignore_index);
-      });
+  for_each_vocab_panel<T>(N, C, V, dwte, [&](int64_t row0, int rows, T* panel, T* dwte_part) {
+    panel_forward_backward(losses + row0, backward ? dhidden + row0 * C : nullptr, dwte_part, panel,
+                           hidden + row0 * C, wte, targets + row0 * K, weights, rows, C, V,
+                           loss_scale, ignore_index);
+  });
 }
 
 template void classifier_forward_backward<float>(float*, float*, float*, const float*, const float*,

@@ -161,4 +161,59 @@ RECFORGE_HD T sigmoid(T x) {
   return x >= T(0) ? T(1) / (T(1) + e) : e / (T(1) + e);
 }
 
+// ---- Rotary position embeddings (kernels/rope.h), Hugging Face's LlamaRotaryEmbedding --------
+// inv_freq_i = 1 / base^(2i / R) in fp32, as transformers computes it:
+//   1.0 / (base ** (torch.arange(0, R, 2, dtype=torch.int64).float() / R))
+// the exponent is an fp32 quotient, the power an fp32 result (evaluated in double and rounded
+// once, so both backends get the correctly rounded value whatever their powf), and the reciprocal
+// an fp32 division.
+RECFORGE_HD float rope_inv_freq(int i, int rotary_dim, float base) {
+  const float exponent = static_cast<float>(2 * i) / static_cast<float>(rotary_dim);
+  const float power =
+      static_cast<float>(std::pow(static_cast<double>(base), static_cast<double>(exponent)));
+  return 1.0f / power;
+}
+
+// The angle θ = p · inv_freq as transformers forms it (an fp32 product, `inv_freq @ position_ids`
+// in float32), and its cos and sin in T (fp32 like transformers; double for the gradient check).
+template <typename T>
+RECFORGE_HD void rope_cos_sin(int32_t position, float inv_freq, T* cos_theta, T* sin_theta) {
+  const float angle = static_cast<float>(position) * inv_freq;
+  *cos_theta = std::cos(static_cast<T>(angle));
+  *sin_theta = std::sin(static_cast<T>(angle));
+}
+
+// The rotation of one pair (x_i, x_{i+R/2}) by θ, in place: rotate-half's
+//   x_i ← x_i cos θ − x_{i+R/2} sin θ,   x_{i+R/2} ← x_{i+R/2} cos θ + x_i sin θ.
+// The backward rotates the gradient by −θ (pass −sin θ): the transpose of a rotation is its
+// inverse.
+template <typename T>
+RECFORGE_HD void rope_rotate_pair(T* first, T* second, T cos_theta, T sin_theta) {
+  const T a = *first, b = *second;
+  *first = a * cos_theta - b * sin_theta;
+  *second = b * cos_theta + a * sin_theta;
+}
+
+// ---- SwiGLU (kernels/swiglu.h): out = silu(gate) · up, silu(x) = x·σ(x) ----------------------
+//   ∂out/∂gate = up · silu'(gate),  silu'(x) = σ(x)·(1 + x·(1 − σ(x))),   ∂out/∂up = silu(gate)
+// σ uses elementwise_exp (one exp; the clamped CPU exp and the GPU's __expf both give σ → 0 for
+// very negative x without a NaN).
+template <typename T>
+RECFORGE_HD T swiglu_sigmoid(T x) {
+  return T(1) / (T(1) + elementwise_exp(-x));
+}
+
+template <typename T>
+RECFORGE_HD T swiglu(T gate, T up) {
+  return gate * swiglu_sigmoid(gate) * up;
+}
+
+// dgate and dup of one element from dout.
+template <typename T>
+RECFORGE_HD void swiglu_grad(T gate, T up, T dout, T* dgate, T* dup) {
+  const T s = swiglu_sigmoid(gate);
+  *dgate = dout * up * s * (T(1) + gate * (T(1) - s));
+  *dup = dout * gate * s;
+}
+
 }  // namespace recforge

@@ -13,18 +13,27 @@ namespace {
 
 // ---- One storage type T (float, double): BLAS in T ------------------------------------------
 
+// Each thread computes a slice of the output: its rows when there are rows enough for every
+// thread, else (decoding one token at a time: N = 1) its output columns, out[:, outs] =
+// inp · weight[outs]ᵀ, so a matrix-vector product still uses every core.
 template <typename T>
 void blas_forward(T* out, const T* inp, const T* weight, const T* bias, int N, int C, int OC) {
 #pragma omp parallel
   {
-    Range rows = partition(N, omp_get_thread_num(), omp_get_num_threads());
-    if (rows.size() > 0) {
-      T* out_rows = out + rows.begin * OC;
+    const int t = omp_get_thread_num(), threads = omp_get_num_threads();
+    const bool by_rows = N >= threads;
+    const Range rows = by_rows ? partition(N, t, threads) : Range{0, N};
+    const Range outs = by_rows ? Range{0, OC} : partition(OC, t, threads);
+    if (rows.size() > 0 && outs.size() > 0) {
+      T* out_slice = out + rows.begin * OC + outs.begin;
       for (int64_t n = 0; n < rows.size(); ++n) {
-        for (int o = 0; o < OC; ++o) out_rows[n * OC + o] = bias ? bias[o] : T(0);
+        for (int64_t o = 0; o < outs.size(); ++o) {
+          out_slice[n * OC + o] = bias ? bias[outs.begin + o] : T(0);
+        }
       }
-      gemm(Transpose::kNo, Transpose::kYes, static_cast<int>(rows.size()), OC, C, T(1),
-           inp + rows.begin * C, C, weight, C, T(1), out_rows, OC);
+      gemm(Transpose::kNo, Transpose::kYes, static_cast<int>(rows.size()),
+           static_cast<int>(outs.size()), C, T(1), inp + rows.begin * C, C, weight + outs.begin * C,
+           C, T(1), out_slice, OC);
     }
   }
 }

@@ -50,6 +50,7 @@ void apply_dlogits_tile(const Context& ctx, float* dhidden, float* dwte_chunk, c
                         const float* hidden, const float* wte_chunk, int N, int C, int chunk) {
   gemm(ctx, Transpose::kNo, Transpose::kNo, N, C, chunk, tile, chunk, wte_chunk, C, 1.0f, dhidden,
        C);
+  if (dwte_chunk == nullptr) return;  // a frozen output layer
   gemm(ctx, Transpose::kYes, Transpose::kNo, chunk, C, N, tile, chunk, hidden, C, 1.0f, dwte_chunk,
        C);
 }

@@ -26,6 +26,7 @@ void vocab_softmax_stats(const Context& ctx, OnlineSoftmax* stats, float* tile, 
                          const float* wte, int N, int C, int V, int max_chunk);
 
 // dhidden[N, C] += tile[N, chunk] · wte_chunk[chunk, C];  dwte_chunk[chunk, C] += tileᵀ · hidden
+// (skipped when dwte_chunk is null: a frozen output layer)
 void apply_dlogits_tile(const Context& ctx, float* dhidden, float* dwte_chunk, const float* tile,
                         const float* hidden, const float* wte_chunk, int N, int C, int chunk);
 

@@ -64,10 +64,12 @@ void logits_panel(T* panel, const T* hidden_rows, const T* wte, int rows, int C,
 }
 
 // dhidden_rows[rows, C] = dlogits[rows, V] · wte[V, C];  dwte_part[V, C] += dlogitsᵀ · hidden_rows
+// (skipped when dwte_part is null)
 template <typename T>
 void apply_dlogits_panel(T* dhidden_rows, T* dwte_part, const T* dlogits, const T* hidden_rows,
                          const T* wte, int rows, int C, int V) {
   gemm(Transpose::kNo, Transpose::kNo, rows, C, V, T(1), dlogits, V, wte, C, T(0), dhidden_rows, C);
+  if (dwte_part == nullptr) return;  // a frozen output layer
   gemm(Transpose::kYes, Transpose::kNo, V, C, rows, T(1), dlogits, V, hidden_rows, C, T(1),
        dwte_part, C);
 }

@@ -1,12 +1,15 @@
-// Flash attention over packed variable-length sequences, with fp32, double and bf16 storage:
+// Flash attention over packed variable-length sequences, with fp32, double and bf16 storage, and
+// grouped-query attention (KV < NH key/value heads; KV = NH is plain multi-head attention):
 //  - the CPU backend against PyTorch on fresh random inputs: fp32 and double against
-//    tests/reference/kernels.py, bf16 against PyTorch running the same policy
-//    (tests/reference/bf16_ops.py) and against the fp32 kernel on the unrounded inputs; head-size
-//    validation and sequences of length 0 and 1;
+//    tests/reference/kernels.py (GQA by repeat_interleave of k and v over each group) for
+//    NH/KV = 1/1, 2/2, 4/4, 9/3 (SmolLM2) and 4/1, bf16 against PyTorch running the same policy
+//    (tests/reference/bf16_ops.py) and against the fp32 kernel on the unrounded inputs (GQA too);
+//    head-size and group validation and sequences of length 0 and 1 (with GQA, dv of a kv head is
+//    the sum of its group's dout);
 //  - the CUDA backend against the CPU backend (suites *Gpu*), fp32 and bf16, for every head size,
-//    both masks, and a packed batch whose sequences have lengths 0, 1, tile-boundary sizes and
-//    several hundred; bf16 also against the fp32 CPU kernel on the unrounded inputs; one-token
-//    sequences and an empty batch.
+//    both masks, with and without GQA, and a packed batch whose sequences have lengths 0, 1,
+//    tile-boundary sizes and several hundred; bf16 also against the fp32 CPU kernel on the
+//    unrounded inputs; one-token sequences and an empty batch.
 #include "kernels/attention.h"
 
 #include <gtest/gtest.h>
@@ -98,21 +101,26 @@ struct KernelRun {
     lse = poisoned<Math>(N * NH);
     attention_forward(ctx, out.data(), lse.data(), qkv.data(), batch.view(), shape);
     if (!backward) return;
-    dqkv = poisoned<A>(N * 3 * C);
+    dqkv = poisoned<A>(N * shape.qkv_channels());
     delta = poisoned<Math>(N * NH);
     attention_backward(ctx, dqkv.data(), delta.data(), dout.data(), qkv.data(), out.data(),
                        lse.data(), batch.view(), shape);
   }
 };
 
+// Query heads and key/value heads of one configuration.
+struct Heads {
+  int num_heads, num_kv_heads;
+};
+
 // One head configuration's inputs (drawn as float) and PyTorch reference.
 struct AttentionCase {
   AttentionShape shape;
-  std::vector<float> qkv, dout;  // [N, 3, NH, HS], [N, NH, HS]
+  std::vector<float> qkv, dout;  // [N, NH + 2·KV, HS], [N, NH, HS]
   std::vector<double> out, lse, dqkv;
   std::string label(const char* type) const {
-    return std::string("attention.") + type + "." + mask_name(shape.mask) + ".NH" +
-           std::to_string(shape.num_heads) + ".HS" + std::to_string(shape.head_size);
+    return cat("attention.", type, ".", mask_name(shape.mask), ".NH", shape.num_heads, ".KV",
+               shape.kv_heads(), ".HS", shape.head_size);
   }
 };
 
@@ -124,21 +132,25 @@ KernelRun<A> run_case(const AttentionCase& c, const Batch& batch, bool backward)
 // Draws the inputs of every mask × number of heads × head size over `batch` and hands them to
 // `ref` (rounded to bf16 when `bf16_inputs`), case i under the prefix "c<i>_".
 std::vector<AttentionCase> put_cases(ReferenceCase& ref, const Batch& batch,
-                                     std::span<const int> heads, bool bf16_inputs) {
+                                     std::span<const Heads> heads, bool bf16_inputs) {
   std::mt19937_64 rng(fresh_seed());
   const int N = batch.num_tokens();
   std::vector<AttentionCase> cases;
   ref.put("offsets", batch.offsets, {static_cast<int64_t>(batch.offsets.size())});
   for (AttentionMask mask : {AttentionMask::kCausal, AttentionMask::kBidirectional}) {
-    for (int NH : heads) {
+    for (const auto [NH, KV] : heads) {
       for (int HS : {32, 64, 128}) {
-        AttentionCase c{{NH, HS, mask}};
-        c.qkv = random_normal<float>(rng, static_cast<size_t>(N) * 3 * NH * HS, 1.5);
+        AttentionCase c{{NH, HS, mask, KV}};
+        c.qkv = random_normal<float>(rng, static_cast<size_t>(N) * c.shape.qkv_channels(), 1.5);
         c.dout = random_normal<float>(rng, static_cast<size_t>(N) * NH * HS);
         const std::string p = case_prefix(cases.size());
-        ref.put(p + "qkv", bf16_inputs ? rounded_to_bf16(c.qkv) : c.qkv, {N, 3, NH, HS});
+        // Without grouping in the classic [N, 3, NH, HS] form, which bf16_ops.py reads.
+        const std::vector<int64_t> qkv_dims = KV == NH ? std::vector<int64_t>{N, 3, NH, HS}
+                                                       : std::vector<int64_t>{N, NH + 2 * KV, HS};
+        ref.put(p + "qkv", bf16_inputs ? rounded_to_bf16(c.qkv) : c.qkv, qkv_dims);
         ref.put(p + "dout", bf16_inputs ? rounded_to_bf16(c.dout) : c.dout, {N, NH, HS});
         ref.put_scalar(p + "NH", NH);
+        ref.put_scalar(p + "KV", KV);
         ref.put_scalar(p + "HS", HS);
         ref.put_scalar(p + "causal", mask == AttentionMask::kCausal ? 1.0 : 0.0);
         cases.push_back(std::move(c));
@@ -152,7 +164,7 @@ std::vector<AttentionCase> put_cases(ReferenceCase& ref, const Batch& batch,
 // The cases of put_cases with the outputs of the PyTorch reference `op` of
 // tests/reference/`script`.
 std::vector<AttentionCase> reference_cases(const char* script, const char* op, const Batch& batch,
-                                           std::span<const int> heads, bool bf16_inputs) {
+                                           std::span<const Heads> heads, bool bf16_inputs) {
   ReferenceCase ref(script, op);
   std::vector<AttentionCase> cases = put_cases(ref, batch, heads, bf16_inputs);
   ref.run();
@@ -166,13 +178,15 @@ std::vector<AttentionCase> reference_cases(const char* script, const char* op, c
 }
 
 // fp32 and double: mixed lengths: empty, single-token, two-token, odd, tile-sized (64), one past a
-// tile, long; 1, 2 and 4 heads.
+// tile, long; 1, 2 and 4 heads without grouping, SmolLM2's 9 query heads on 3 kv heads, and 4 query
+// heads sharing one (multi-query attention).
 constexpr int kLengths[] = {1, 0, 7, 64, 65, 300, 2, 33};
-constexpr int kHeads[] = {1, 2, 4};
+constexpr Heads kHeads[] = {{1, 1}, {2, 2}, {4, 4}, {9, 3}, {4, 1}};
 
-// bf16: single tokens (first and last), empty, short, a tile (64) and one past it, long; 2 heads.
+// bf16: single tokens (first and last), empty, short, a tile (64) and one past it, long; 2 heads
+// (bf16_ops.py reads the ungrouped layout; grouping under bf16 is checked against the fp32 kernel).
 constexpr int kBf16Lengths[] = {1, 0, 7, 64, 65, 200, 2, 33, 1};
-constexpr int kBf16Heads[] = {2};
+constexpr Heads kBf16Heads[] = {{2, 2}};
 
 std::vector<AttentionCase> fp32_reference_cases() {
   return reference_cases("kernels.py", "attention", Batch(kLengths), kHeads,
@@ -382,6 +396,75 @@ TEST(AttentionBf16Degenerate, SingleTokenSequencesPassValuesThroughExactly) {
   }
 }
 
+TEST(AttentionValidation, KvHeadsThatDoNotDivideQueryHeadsThrowNamingThem) {
+  const int lengths[] = {2};
+  const Batch batch(lengths);
+  const AttentionShape shape{9, 32, AttentionMask::kCausal, 2};
+  std::vector<float> qkv(2 * shape.qkv_channels()), out(2 * shape.channels()), lse(2 * 9);
+  try {
+    attention_forward(Context::cpu(), out.data(), lse.data(), qkv.data(), batch.view(), shape);
+    FAIL() << "attention_forward accepted 9 query heads on 2 kv heads";
+  } catch (const Error& e) {
+    std::printf("[  message ] %s\n", e.what());
+    EXPECT_NE(std::string(e.what()).find("num_kv_heads 2"), std::string::npos) << e.what();
+  }
+}
+
+// One-token sequences with 6 query heads on 2 kv heads: query head h outputs v of kv head h / 3
+// exactly, and dv of kv head g is the sum of the dout of its group's 3 query heads; dq = dk = 0.
+TEST(AttentionDegenerate, GroupedSingleTokensSumValueGradientsOverTheGroup) {
+  const int lengths[] = {1, 0, 1, 1};
+  const Batch batch(lengths);
+  const AttentionShape shape{6, 32, AttentionMask::kCausal, 2};
+  const int N = batch.num_tokens(), NH = 6, KV = 2, G = 3, HS = 32;
+  const int QKV = shape.qkv_channels(), C = shape.channels();
+  std::mt19937_64 rng(fresh_seed());
+  std::vector<double> qkv = random_normal<double>(rng, N * QKV);
+  std::vector<double> dout = random_normal<double>(rng, N * C);
+  const KernelRun<double> run(qkv, dout, shape, batch, /*backward=*/true);
+  std::vector<double> v_of_head, dv_sum, dqk_zero;
+  std::vector<double> out = run.out, dv, dqk;
+  for (int n = 0; n < N; ++n) {
+    for (int h = 0; h < NH; ++h) {
+      const double* v = qkv.data() + n * QKV + (NH + KV + h / G) * HS;
+      v_of_head.insert(v_of_head.end(), v, v + HS);
+    }
+    for (int g = 0; g < KV; ++g) {
+      for (int d = 0; d < HS; ++d) {
+        double sum = 0.0;
+        for (int h = g * G; h < (g + 1) * G; ++h) sum += dout[n * C + h * HS + d];
+        dv_sum.push_back(sum);
+      }
+    }
+    const double* grad = run.dqkv.data() + n * QKV;
+    dv.insert(dv.end(), grad + (NH + KV) * HS, grad + QKV);
+    dqk.insert(dqk.end(), grad, grad + (NH + KV) * HS);
+  }
+  const std::string label = "attention.double.causal.NH6.KV2.length<=1";
+  expect_close(label + ".out vs v of the group", out, v_of_head, 1e-15);
+  expect_close(label + ".dv vs group sum of dout", dv, dv_sum, 1e-15);
+  expect_close(label + ".dq,dk (vs 0, absolute)", dqk, std::vector<double>(dqk.size(), 0.0), 1e-12);
+}
+
+// Grouped attention with bf16 storage against the fp32 kernel on the unrounded inputs: within
+// bf16 precision, like the ungrouped cases against bf16_ops.py.
+TEST(AttentionBf16Grouped, StaysWithinBf16PrecisionOfFp32) {
+  const Batch batch(kBf16Lengths);
+  std::mt19937_64 rng(fresh_seed());
+  for (AttentionMask mask : {AttentionMask::kCausal, AttentionMask::kBidirectional}) {
+    AttentionCase c{{9, 64, mask, 3}};
+    const size_t N = batch.num_tokens();
+    c.qkv = random_normal<float>(rng, N * c.shape.qkv_channels(), 1.5);
+    c.dout = random_normal<float>(rng, N * c.shape.channels());
+    const KernelRun<bf16> bf16_run = run_case<bf16>(c, batch, /*backward=*/true);
+    const KernelRun<float> fp32_run = run_case<float>(c, batch, /*backward=*/true);
+    const std::string label = c.label("bf16") + " vs fp32";
+    expect_close(label + ".out", to_float(bf16_run.out), convert<double>(fp32_run.out), 1e-2);
+    expect_close(label + ".lse", bf16_run.lse, convert<double>(fp32_run.lse), 1e-2);
+    expect_close(label + ".dqkv", to_float(bf16_run.dqkv), convert<double>(fp32_run.dqkv), 1e-2);
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The CUDA backend against the CPU backend.
 
@@ -406,12 +489,13 @@ struct AttentionGpuTraits<bf16> {
   static constexpr double kDeltaTolerance = 1e-3, kDqkvTolerance = 1e-2;
 };
 
-// One parameter of the GPU suite: the storage type of qkv, out, dout and dqkv, a head size and a
-// mask.
+// One parameter of the GPU suite: the storage type of qkv, out, dout and dqkv, a head size, a mask
+// and the query and key/value heads.
 struct AttentionGpuCase {
   bool bf16_storage;  // else fp32
   int head_size;
   AttentionMask mask;
+  Heads heads;
 };
 
 const char* storage_tag(const AttentionGpuCase& c) {
@@ -419,29 +503,34 @@ const char* storage_tag(const AttentionGpuCase& c) {
 }
 
 void PrintTo(const AttentionGpuCase& c, std::ostream* os) {
-  *os << storage_tag(c) << " " << mask_name(c.mask) << " HS=" << c.head_size;
+  *os << storage_tag(c) << " " << mask_name(c.mask) << " HS=" << c.head_size
+      << " NH=" << c.heads.num_heads << " KV=" << c.heads.num_kv_heads;
 }
 
-// Every storage type × mask × head size.
+// Every storage type × mask × head size with 3 ungrouped heads; every storage type × mask with
+// SmolLM2's grouping (9 query heads on 3 kv heads, HS 64) and with one kv head for 4 query heads.
 std::vector<AttentionGpuCase> attention_gpu_cases() {
   std::vector<AttentionGpuCase> cases;
   for (bool bf16_storage : {false, true}) {
     for (AttentionMask mask : {AttentionMask::kCausal, AttentionMask::kBidirectional}) {
-      for (int head_size : {32, 64, 128}) cases.push_back({bf16_storage, head_size, mask});
+      for (int head_size : {32, 64, 128}) cases.push_back({bf16_storage, head_size, mask, {3, 3}});
+      cases.push_back({bf16_storage, 64, mask, {9, 3}});
+      cases.push_back({bf16_storage, 128, mask, {4, 1}});
     }
   }
   return cases;
 }
 
-// Test names: fp32_causal_HS32, ..., bf16_bidirectional_HS128.
+// Test names: fp32_causal_HS32_NH3_KV3, ..., bf16_bidirectional_HS128_NH4_KV1.
 std::string attention_gpu_case_name(const ::testing::TestParamInfo<AttentionGpuCase>& info) {
-  return cat(storage_tag(info.param), "_", mask_name(info.param.mask), "_HS", info.param.head_size);
+  const AttentionGpuCase& c = info.param;
+  return cat(storage_tag(c), "_", mask_name(c.mask), "_HS", c.head_size, "_NH", c.heads.num_heads,
+             "_KV", c.heads.num_kv_heads);
 }
 
 // Sequence lengths of the GPU suite's packed batch: empty sequences, single tokens, tile edges
 // (31..33, 63..65, 128, 129) and long ones.
 constexpr int kGpuLengths[] = {0, 1, 300, 17, 64, 65, 0, 129, 1, 33, 200, 31, 128, 63, 0};
-constexpr int kGpuHeads = 3;
 
 class AttentionGpuTest : public GpuTestWithParam<AttentionGpuCase> {
  protected:
@@ -451,16 +540,23 @@ class AttentionGpuTest : public GpuTestWithParam<AttentionGpuCase> {
     offsets_ = std::make_unique<Mirrored<int32_t>>(std::span<const int32_t>(batch_.offsets));
   }
   PackedSequences seqs(const Context& ctx) { return batch_.view(offsets_->on(ctx)); }
-  AttentionShape shape() const { return {kGpuHeads, GetParam().head_size, GetParam().mask}; }
-  // " causal HS=64" for fp32, " bf16 causal HS=64": the suffix of the printed error names.
+  AttentionShape shape() const {
+    const AttentionGpuCase& c = GetParam();
+    return {c.heads.num_heads, c.head_size, c.mask, c.heads.num_kv_heads};
+  }
+  // " causal HS=64 NH=3 KV=3" for fp32, " bf16 causal HS=64 NH=3 KV=3": the suffix of the printed
+  // error names.
   template <typename T>
   std::string label() const {
-    return cat(AttentionGpuTraits<T>::kTag, " ", mask_name(GetParam().mask),
-               " HS=", GetParam().head_size);
+    const AttentionGpuCase& c = GetParam();
+    return cat(AttentionGpuTraits<T>::kTag, " ", mask_name(c.mask), " HS=", c.head_size,
+               " NH=", c.heads.num_heads, " KV=", c.heads.num_kv_heads);
   }
-  size_t qkv_size() const { return static_cast<size_t>(batch_.num_tokens()) * 3 * channels(); }
+  size_t qkv_size() const {
+    return static_cast<size_t>(batch_.num_tokens()) * shape().qkv_channels();
+  }
   size_t out_size() const { return static_cast<size_t>(batch_.num_tokens()) * channels(); }
-  size_t lse_size() const { return static_cast<size_t>(batch_.num_tokens()) * kGpuHeads; }
+  size_t lse_size() const { return static_cast<size_t>(batch_.num_tokens()) * shape().num_heads; }
 
   // The forward on both backends, storage T, outputs poisoned.
   template <typename T>
@@ -542,17 +638,19 @@ class AttentionGpuTest : public GpuTestWithParam<AttentionGpuCase> {
     return dqkv;
   }
 
-  // dq, dk and dv of two packed gradients [num_tokens, 3, C] checked one by one, as
+  // dq, dk and dv of two packed gradients [num_tokens, NH + 2·KV, HS] checked one by one, as
   // "attention.dq<label>" etc.: a bug confined to one part must not hide in the total.
   void expect_parts_close(const std::string& label, const std::vector<float>& gpu,
                           const std::vector<float>& cpu, double tolerance) const {
-    const size_t C = channels();
+    const size_t HS = shape().head_size, row = shape().qkv_channels();
+    const size_t NH = shape().num_heads, KV = shape().kv_heads();
+    const size_t begins[] = {0, NH * HS, (NH + KV) * HS}, widths[] = {NH * HS, KV * HS, KV * HS};
     for (int part = 0; part < 3; ++part) {
       std::vector<float> gpu_part, cpu_part;
       for (size_t n = 0; n < static_cast<size_t>(batch_.num_tokens()); ++n) {
-        const size_t at = (3 * n + part) * C;
-        gpu_part.insert(gpu_part.end(), gpu.begin() + at, gpu.begin() + at + C);
-        cpu_part.insert(cpu_part.end(), cpu.begin() + at, cpu.begin() + at + C);
+        const size_t at = n * row + begins[part];
+        gpu_part.insert(gpu_part.end(), gpu.begin() + at, gpu.begin() + at + widths[part]);
+        cpu_part.insert(cpu_part.end(), cpu.begin() + at, cpu.begin() + at + widths[part]);
       }
       expect_close(cat("attention.d", "qkv"[part], label), gpu_part, cpu_part, tolerance);
     }

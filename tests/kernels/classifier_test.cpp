@@ -250,6 +250,23 @@ TEST(ClassifierValidation, OutOfRangeTargetThrows) {
   }
 }
 
+// A frozen output layer (LoRA fine-tuning of a language model): dhidden alone, the same as when
+// dwte is accumulated too, and the table's gradient untouched.
+TEST(ClassifierFrozenTable, HiddenGradientAloneEqualsTheFullBackwards) {
+  std::mt19937_64 rng(fresh_seed());
+  const int N = 37, C = 32, V = 513;
+  const std::vector<float> hidden = random_normal<float>(rng, N * C),
+                           wte = random_normal<float>(rng, V * C, 0.1);
+  const std::vector<int32_t> targets = random_ints(rng, N, 0, V - 1);
+  std::vector<float> losses(N), both(N * C, NAN), alone(N * C, NAN), dwte(V * C, 0.0f);
+  classifier_forward_backward(Context::cpu(), losses.data(), both.data(), dwte.data(),
+                              hidden.data(), wte.data(), targets.data(), N, C, V, 1.0f / N);
+  classifier_forward_backward(Context::cpu(), losses.data(), alone.data(),
+                              static_cast<float*>(nullptr), hidden.data(), wte.data(),
+                              targets.data(), N, C, V, 1.0f / N);
+  EXPECT_TRUE(bitwise_equal(alone, both));
+}
+
 // ---- GPU against the CPU ----
 
 using ClassifierGpuTest = GpuTest;
@@ -283,6 +300,21 @@ TEST_F(ClassifierGpuTest, LossesAndGradientsMatchCpu) {
   expect_close("classifier.losses", losses, 1e-5);
   expect_close("classifier.dhidden", dhidden, 1e-4);
   expect_close("classifier.dwte", dwte, 1e-4);
+}
+
+TEST_F(ClassifierGpuTest, AFrozenTableGivesTheHiddenGradientAlone) {
+  auto hidden = mirrored(random_floats(static_cast<size_t>(kRows) * kChannels, 2));
+  auto wte = mirrored(random_floats(static_cast<size_t>(kVocab) * kChannels, 3));
+  auto targets = mirrored(targets_with_ignored());
+  Mirrored<float> losses(kRows), dhidden(static_cast<size_t>(kRows) * kChannels);
+  losses.poison();
+  dhidden.poison();
+  for (const Context* ctx : {&cpu_, &cuda_}) {
+    classifier_forward_backward(*ctx, losses.on(*ctx), dhidden.on(*ctx),
+                                static_cast<float*>(nullptr), hidden.on(*ctx), wte.on(*ctx),
+                                targets.on(*ctx), kRows, kChannels, kVocab, 0.01f);
+  }
+  expect_close("classifier.frozen.dhidden", dhidden, 1e-4);
 }
 
 TEST_F(ClassifierGpuTest, LossesOnlyMatchCpu) {

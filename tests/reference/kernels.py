@@ -111,21 +111,27 @@ def matmul(case):
 
 
 def attention(case):
-    """Packed multi-head attention, one sequence at a time (offsets shared by every case):
+    """Packed multi-head attention with grouped-query attention, one sequence at a time (offsets
+    shared by every case): qkv [N, NH + 2·KV, HS] (or [N, 3, NH, HS] when KV = NH), query head h
+    reads key/value head h // (NH / KV), repeated over the group with repeat_interleave;
     out = softmax(mask(q·kᵀ/√HS))·v, lse = logsumexp of the masked scaled scores, dqkv = autograd
     of out·dout."""
     offsets = case.ints("offsets").tolist()
     for sub in case.cases():
-        NH, HS = int(sub.scalar("NH")), int(sub.scalar("HS"))
+        NH, KV, HS = int(sub.scalar("NH")), int(sub.scalar("KV")), int(sub.scalar("HS"))
         causal = sub.scalar("causal") != 0
-        qkv = sub.tensor("qkv", requires_grad=True)  # [N, 3, NH, HS]
-        heads = qkv.permute(1, 2, 0, 3)  # [3, NH, N, HS]
+        qkv = sub.tensor("qkv", requires_grad=True)
+        heads = qkv.reshape(qkv.shape[0], NH + 2 * KV, HS).transpose(0, 1)  # [NH + 2KV, N, HS]
+        group = NH // KV
+        q_heads = heads[:NH]
+        k_heads = heads[NH:NH + KV].repeat_interleave(group, dim=0)  # [NH, N, HS]
+        v_heads = heads[NH + KV:].repeat_interleave(group, dim=0)
         outs, lses = [], []
         for begin, end in zip(offsets[:-1], offsets[1:]):
             T = end - begin
             if T == 0:
                 continue
-            q, k, v = heads[:, :, begin:end]  # each [NH, T, HS]
+            q, k, v = (x[:, begin:end] for x in (q_heads, k_heads, v_heads))  # each [NH, T, HS]
             scores = q @ k.transpose(1, 2) / math.sqrt(HS)
             if causal:
                 above = torch.ones(T, T, dtype=torch.bool).triu(1)
@@ -137,6 +143,100 @@ def attention(case):
         sub.write("out", out)
         sub.write("lse", torch.cat(lses))
         sub.write("dqkv", qkv.grad)
+
+
+def rmsnorm(case):
+    """Per case: Llama's RMSNorm out = x·rstd·weight, rstd = 1/√(mean(x²) + eps), the fused
+    residual variant (residual = a + b, then its norm), and the backward accumulated into the
+    initial dinp0/dweight0."""
+    for sub in case.cases():
+        eps = sub.scalar("eps")
+        x = sub.tensor("inp", requires_grad=True)
+        weight = sub.tensor("weight", requires_grad=True)
+        rstd = torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True) + eps)
+        out = x * rstd * weight
+        out.backward(sub.tensor("dout"))
+        sub.write("out", out)
+        sub.write("rstd", rstd.squeeze(-1))
+        sub.write("dinp", sub.tensor("dinp0") + x.grad)
+        sub.write("dweight", sub.tensor("dweight0") + weight.grad)
+        residual = sub.tensor("a") + sub.tensor("b")
+        residual_rstd = torch.rsqrt(residual.pow(2).mean(dim=-1, keepdim=True) + eps)
+        sub.write("residual", residual)
+        sub.write("residual_out", residual * residual_rstd * weight.detach())
+
+
+def rope_cos_sin(positions, R, base):
+    """cos and sin [N, R] of transformers' LlamaRotaryEmbedding: the fp32 inverse frequencies and
+    fp32 angles exactly as it forms them, emb = cat(freqs, freqs), cos and sin taken in float64 of
+    the fp32 angles. Also returns inv_freq."""
+    inv_freq = 1.0 / (base ** (torch.arange(0, R, 2, dtype=torch.int64).float() / R))
+    freqs = positions.float()[:, None] * inv_freq[None, :]
+    emb = torch.cat((freqs, freqs), dim=-1).double()
+    return emb.cos(), emb.sin(), inv_freq
+
+
+def rotate_half(x):
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+def rope(case):
+    """Per case: rotary embeddings of x [N, H, HS] at positions [N] over the first R channels
+    (q·cos + rotate_half(q)·sin, the rest passed through); dx = autograd of out·dout."""
+    for sub in case.cases():
+        R, base = int(sub.scalar("R")), sub.scalar("base")
+        x = sub.tensor("x", requires_grad=True)
+        cos, sin, inv_freq = rope_cos_sin(sub.ints("positions"), R, base)
+        cos, sin = cos[:, None, :], sin[:, None, :]
+        rotated, passed = x[..., :R], x[..., R:]
+        out = torch.cat((rotated * cos + rotate_half(rotated) * sin, passed), dim=-1)
+        out.backward(sub.tensor("dout"))
+        sub.write("out", out)
+        sub.write("dx", x.grad)
+        sub.write("inv_freq", inv_freq)
+
+
+def swiglu(case):
+    """out = silu(gate)·up; dgate and dup by autograd of out·dout."""
+    gate = case.tensor("gate", requires_grad=True)
+    up = case.tensor("up", requires_grad=True)
+    out = F.silu(gate) * up
+    out.backward(case.tensor("dout"))
+    case.write("out", out)
+    case.write("dgate", gate.grad)
+    case.write("dup", up.grad)
+
+
+def columns(case):
+    """concat = torch.cat of the parts part0.. along the columns; split<k> = the k-th block of
+    packed by torch.split with the parts' widths."""
+    parts = [case.tensor(f"part{k}") for k in range(int(case.scalar("count")))]
+    case.write("concat", torch.cat(parts, dim=1))
+    widths = [part.shape[1] for part in parts]
+    for k, block in enumerate(torch.split(case.tensor("packed"), widths, dim=1)):
+        case.write(f"split{k}", block)
+
+
+def cached_attention(case):
+    """out = causal softmax(q·kᵀ/√HS)·v of n new tokens at positions start.. over the cache:
+    query i sees keys 0 .. start + i; kv heads repeated over their query-head group."""
+    for sub in case.cases():
+        q, k, v = sub.tensor("q"), sub.tensor("k_cache"), sub.tensor("v_cache")  # [n|S, heads, HS]
+        start, n = int(sub.scalar("start")), q.shape[0]
+        group = q.shape[1] // k.shape[1]
+        k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
+        scores = torch.einsum("ihd,jhd->hij", q, k) / math.sqrt(q.shape[2])
+        above = torch.arange(k.shape[0])[None, :] > (start + torch.arange(n))[:, None]
+        scores = scores.masked_fill(above[None], -math.inf)
+        sub.write("out", torch.einsum("hij,jhd->ihd", torch.softmax(scores, dim=-1), v))
+
+
+def add(case):
+    """y0 + x, rounded once to fp32 (sum32) and in float64 (sum64)."""
+    y0, x = case.tensor("y0"), case.tensor("x")
+    case.write("sum32", (y0.float() + x.float()).double())
+    case.write("sum64", y0 + x)
 
 
 def cross_entropy(case):
@@ -278,7 +378,7 @@ def global_norm(case):
 
 
 OPS = {name: fn for name, fn in globals().items() if callable(fn) and fn.__module__ == __name__
-       and name not in ("Case", "philox4x32_10", "philox_uniform")}
+       and name not in ("Case", "philox4x32_10", "philox_uniform", "rope_cos_sin", "rotate_half")}
 
 if __name__ == "__main__":
     op, directory = sys.argv[1], sys.argv[2]
