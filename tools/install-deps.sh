@@ -11,6 +11,7 @@ packages=(
   libgtest-dev           # tests
   libcli11-dev           # command line
   nlohmann-json3-dev     # metrics and state files
+  libpcre2-dev           # the text tokenizers' pre-tokenizer regexes (Unicode classes)
   libopenmpi-dev openmpi-bin  # multi-process data parallelism on CPUs
   python3-torch python3-numpy  # the PyTorch reference tests (run as /usr/bin/python3)
   clang libclang-rt-dev libomp-dev  # libFuzzer targets (tools/run-fuzz.sh)
