@@ -33,7 +33,7 @@ void PackedBatch::add_recent_sequence(std::span<const int32_t> sequence_tokens, 
   add_sequence(sequence_tokens, {}, max_len - static_cast<int32_t>(sequence_tokens.size()));
 }
 
-void PackedBatch::validate(const ModelConfig& config) const {
+void PackedBatch::validate(const BatchLimits& config) const {
   const size_t N = tokens.size();
   RECFORGE_CHECK(!offsets.empty() && offsets.front() == 0, "batch offsets must start at 0");
   RECFORGE_CHECK(offsets.back() == static_cast<int32_t>(N), "batch offsets end at ", offsets.back(),
@@ -93,13 +93,16 @@ DeviceBatch::DeviceScatterIndex DeviceBatch::upload(Device device, const Scatter
 }
 
 namespace {
-int validated_size(const PackedBatch& batch, const ModelConfig& config) {
-  batch.validate(config);
+int validated_size(const PackedBatch& batch, const BatchLimits& limits) {
+  batch.validate(limits);
   return batch.num_tokens();
 }
 }  // namespace
 
 DeviceBatch::DeviceBatch(Device device, const PackedBatch& batch, const ModelConfig& config)
+    : DeviceBatch(device, batch, BatchLimits{config.vocab_size, config.max_len}) {}
+
+DeviceBatch::DeviceBatch(Device device, const PackedBatch& batch, const BatchLimits& config)
     : num_tokens_(validated_size(batch, config)),
       num_counted_targets_(count_targets(batch.targets)),
       tokens_(device, batch.tokens),

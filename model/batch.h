@@ -14,6 +14,13 @@
 
 namespace recforge {
 
+// What a batch's ids must fit: tokens and targets in [0, vocab_size), sequences and positions
+// within max_len.
+struct BatchLimits {
+  int vocab_size = 0;
+  int max_len = 0;
+};
+
 struct PackedBatch {
   std::vector<int32_t> tokens;     // [N] token ids
   std::vector<int32_t> positions;  // [N] position of each token within its sequence
@@ -32,7 +39,10 @@ struct PackedBatch {
   // position max_len - 1, so position embeddings encode recency, not distance from the start.
   void add_recent_sequence(std::span<const int32_t> sequence_tokens, int32_t max_len);
   // Throws recforge::Error naming the first inconsistency (sizes, offsets, ids out of range).
-  void validate(const ModelConfig& config) const;
+  void validate(const BatchLimits& limits) const;
+  void validate(const ModelConfig& config) const {
+    validate(BatchLimits{config.vocab_size, config.max_len});
+  }
 };
 
 PackedBatch empty_batch();
@@ -47,6 +57,7 @@ PackedBatch pack_padded(std::span<const int32_t> tokens, std::span<const int32_t
 class DeviceBatch {
  public:
   DeviceBatch(Device device, const PackedBatch& batch, const ModelConfig& config);
+  DeviceBatch(Device device, const PackedBatch& batch, const BatchLimits& limits);
 
   int num_tokens() const { return num_tokens_; }
   const int32_t* tokens() const { return tokens_.data(); }

@@ -14,6 +14,7 @@
 #include "kernels/lora.h"
 #include "kernels/matmul.h"
 #include "kernels/nvtx.h"
+#include "model/activation_carver.h"
 #include "model/vocabulary.h"
 
 namespace recforge {
@@ -69,27 +70,6 @@ ModelTensors<T> tensors_in(T* base, const ParameterLayout& layout, int n_layer, 
 }
 
 }  // namespace
-
-// Hands out consecutive [rows, width] slices of one buffer, each starting on a 64-byte boundary
-// (the CUDA kernels read 16-byte vectors; a [N, 1] statistic with odd N would misalign the next
-// slice). With a null base it only measures.
-template <typename T>
-class ActivationCarver {
- public:
-  ActivationCarver(T* base, int64_t rows) : base_(base), rows_(rows) {}
-  T* take(int64_t width) {
-    T* slice = base_ ? base_ + used_ : nullptr;
-    used_ += (rows_ * width + kAlignElements - 1) / kAlignElements * kAlignElements;
-    return slice;
-  }
-  int64_t used() const { return used_; }
-
- private:
-  static constexpr int64_t kAlignElements = 64 / sizeof(T);
-  T* base_;
-  int64_t rows_;
-  int64_t used_ = 0;
-};
 
 template <typename T>
 Decoder<T>::Decoder(Context ctx, ModelConfig config, int max_tokens)

@@ -30,7 +30,7 @@
 namespace recforge {
 
 template <typename T>
-class ActivationCarver;  // model/decoder.cpp: slices of one activation buffer
+class ActivationCarver;  // model/activation_carver.h
 
 struct ForwardOptions {
   AttentionMask mask = AttentionMask::kCausal;

@@ -40,6 +40,8 @@ int64_t ParameterLayout::token_row_offset(int32_t token) const {
 }
 
 void ParameterLayout::add(std::string name, std::vector<int64_t> shape, bool decayed) {
+  RECFORGE_CHECK(!decayed || num_decayed_ == total_size_, "parameter layout: decayed tensor ", name,
+                 " after tensors without decay");
   int64_t size = 1;
   for (int64_t dim : shape) size *= dim;
   tensors_.push_back({std::move(name), std::move(shape), total_size_, size, decayed});
@@ -61,14 +63,13 @@ bool ends_with(const std::string& s, const std::string& suffix) {
          s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-// Box–Muller over two Philox uniforms of the parameter's own stream.
+}  // namespace
+
 float philox_normal(uint64_t seed, uint64_t stream, uint64_t index) {
   float u1 = 1.0f - philox_uniform(seed, stream, 2 * index);  // (0, 1]
   float u2 = philox_uniform(seed, stream, 2 * index + 1);
   return std::sqrt(-2.0f * std::log(u1)) * std::cos(2.0f * std::numbers::pi_v<float> * u2);
 }
-
-}  // namespace
 
 std::vector<float> initial_parameters(const ModelConfig& config, const ParameterLayout& layout,
                                       uint64_t seed, float init_std, float embedding_std) {

@@ -29,7 +29,13 @@ struct ParameterInfo {
 
 class ParameterLayout {
  public:
+  // An empty layout, filled by add(): other architectures' tables (model/llama/config.h).
+  ParameterLayout() = default;
+  // The GPT-style decoder's tensors, as tabled above.
   explicit ParameterLayout(const ModelConfig& config);
+
+  // Appends a tensor; tensors that take weight decay must all come before those that do not.
+  void add(std::string name, std::vector<int64_t> shape, bool decayed);
 
   const std::vector<ParameterInfo>& tensors() const { return tensors_; }
   const ParameterInfo& at(const std::string& name) const;
@@ -40,11 +46,13 @@ class ParameterLayout {
   int64_t token_row_offset(int32_t token) const;
 
  private:
-  void add(std::string name, std::vector<int64_t> shape, bool decayed);
   std::vector<ParameterInfo> tensors_;
   int64_t total_size_ = 0;
   int64_t num_decayed_ = 0;
 };
+
+// A standard normal draw: Box–Muller over two Philox uniforms of (seed, stream), element `index`.
+float philox_normal(uint64_t seed, uint64_t stream, uint64_t index);
 
 // Host values of a freshly initialized model (GPT-2's scheme with σ = init_std, 0.02 by default):
 // matrices N(0, σ²), the two residual projections N(0, (σ/√(2L))²), the token and position

@@ -1,8 +1,8 @@
 #include "model/safetensors.h"
 
 #include <algorithm>
-#include <cmath>
 #include <bit>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <limits>
@@ -240,6 +240,11 @@ std::span<const float> SafetensorsFile::f32(const std::string& name) const {
   if (e.begin % 4 != 0)
     fail("tensor '", name, "' starts at byte ", e.begin, ", not 4-byte aligned");
   return {data_.data() + e.begin / 4, (e.end - e.begin) / 4};
+}
+
+std::span<const uint8_t> SafetensorsFile::bytes(const std::string& name) const {
+  const Entry& e = entry(name);
+  return {reinterpret_cast<const uint8_t*>(data_.data()) + e.begin, e.end - e.begin};
 }
 
 void require_finite(std::span<const float> values, const std::string& source,

@@ -51,6 +51,8 @@ class SafetensorsFile {
   const std::string& dtype(const std::string& name) const;  // "F32", "BF16", "I64", ...
   // The values of an F32 tensor; an error for any other dtype.
   std::span<const float> f32(const std::string& name) const;
+  // A tensor's stored bytes, whatever its dtype (BF16 and F16 weights of imported models).
+  std::span<const uint8_t> bytes(const std::string& name) const;
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
 
  private:

@@ -31,5 +31,7 @@ void register_train_command(CLI::App& app, const std::vector<std::string>& comma
 void register_eval_command(CLI::App& app);
 void register_recommend_command(CLI::App& app);
 void register_data_command(CLI::App& app);
+void register_generate_command(CLI::App& app);
+void register_tokenize_command(CLI::App& app);
 
 }  // namespace recforge

@@ -18,6 +18,8 @@ int main(int argc, char** argv) {
   recforge::register_eval_command(app);
   recforge::register_recommend_command(app);
   recforge::register_data_command(app);
+  recforge::register_generate_command(app);
+  recforge::register_tokenize_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

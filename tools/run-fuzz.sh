@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (clang, AddressSanitizer and UBSan, CPU-only) and runs each for a
 # while on its seeds: the interaction-log parser, the YAML config loader, the safetensors
-# checkpoint reader, the trainer-state reader of a resume, and the match of a dataset's items onto a
-# checkpoint's. A crash or sanitizer report fails the script and leaves the reproducer
-# (crash-*) in the target's corpus directory.
+# checkpoint reader, the trainer-state reader of a resume, the match of a dataset's items onto a
+# checkpoint's, the GGUF model-file reader and the tokenizer (text and tokenizer.json). A crash or
+# sanitizer report fails the script and leaves the reproducer (crash-*) in the target's corpus
+# directory.
 # Usage: tools/run-fuzz.sh [BUILD_DIR] [SECONDS_PER_TARGET]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -14,11 +15,13 @@ seconds=${2:-60}
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DRECFORGE_FUZZ=ON \
   -DRECFORGE_ENABLE_CUDA=OFF -DRECFORGE_NATIVE=OFF >/dev/null
-targets=(log_parser_fuzz config_fuzz checkpoint_fuzz trainer_state_fuzz item_match_fuzz)
+targets=(log_parser_fuzz config_fuzz checkpoint_fuzz trainer_state_fuzz item_match_fuzz gguf_fuzz
+         tokenizer_fuzz)
 cmake --build "$build" -j "$(nproc)" --target "${targets[@]}"
 declare -A seeds=([log_parser_fuzz]="" [config_fuzz]="$root/tests/fuzz/seeds/config"
                   [checkpoint_fuzz]="$root/tests/fuzz/seeds/safetensors"
-                  [trainer_state_fuzz]="$root/tests/fuzz/seeds/trainer_state" [item_match_fuzz]="")
+                  [trainer_state_fuzz]="$root/tests/fuzz/seeds/trainer_state" [item_match_fuzz]=""
+                  [gguf_fuzz]="$root/tests/fuzz/seeds/gguf" [tokenizer_fuzz]="")
 declare -A options=([config_fuzz]="-dict=$root/tests/fuzz/config.dict")
 for target in "${targets[@]}"; do
   corpus="$build/corpus/$target"

@@ -1,0 +1,149 @@
+// Generation with a key/value cache against the model's full forward: the cached path (prefill in
+// chunks, then one token at a time) gives the logits the packed forward gives for the whole
+// sequence, greedy generation picks each step's argmax of a full recomputation, and sampling is
+// reproducible from its seed. Also: a frozen base owns no gradients.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "kernels/context.h"
+#include "model/llama/generator.h"
+#include "tests/support/reference.h"
+
+namespace recforge {
+namespace {
+
+LlamaConfig small_config() {
+  LlamaConfig config;
+  config.vocab_size = 61;
+  config.d_model = 64;
+  config.n_layer = 2;
+  config.n_head = 4;
+  config.n_kv_head = 2;
+  config.head_dim = 32;
+  config.ffn_dim = 96;
+  config.max_len = 64;
+  config.rotary_dim = 32;
+  return config;
+}
+
+// A model with random weights (std 0.3: peaked logits, so argmax ties are practically impossible).
+std::unique_ptr<LlamaModel<float>> random_model(const LlamaConfig& config, int max_tokens,
+                                                uint64_t seed) {
+  auto model = std::make_unique<LlamaModel<float>>(Context::cpu(), config, max_tokens, false);
+  model->load_parameters(llama_initial_parameters(model->layout(), seed, 0.3f));
+  return model;
+}
+
+// Logits [n, V] of every position of `tokens` from the packed (training) forward.
+std::vector<float> full_logits(LlamaModel<float>& model, std::span<const int32_t> tokens) {
+  PackedBatch host = empty_batch();
+  host.add_sequence(tokens);
+  DeviceBatch batch(Device::kCpu, host, model.config().batch_limits());
+  model.forward(batch);
+  std::vector<float> logits(tokens.size() * model.config().vocab_size);
+  model.logits(logits.data(), static_cast<int>(tokens.size()));
+  return logits;
+}
+
+TEST(LlamaGenerationTest, CachedChunksGiveTheFullForwardsLogits) {
+  std::mt19937_64 rng(testing::fresh_seed());
+  const LlamaConfig config = small_config();
+  auto model = random_model(config, 64, rng());
+  const std::vector<int32_t> tokens = testing::random_ints(rng, 23, 0, config.vocab_size);
+  const std::vector<float> expected = full_logits(*model, tokens);
+
+  auto chunked = random_model(config, 4, 0);  // prefill runs in chunks of 4 tokens
+  chunked->parameters().upload(model->parameters().download());
+  LlamaGenerator generator(*chunked, 64);
+  const int V = config.vocab_size;
+  std::span<const float> logits = generator.append(std::span(tokens).first(10));
+  std::vector<float> got(logits.begin(), logits.end());
+  std::vector<float> want(expected.begin() + 9 * V, expected.begin() + 10 * V);
+  for (size_t i = 10; i < tokens.size(); ++i) {
+    logits = generator.append(std::span(tokens).subspan(i, 1));
+    got.insert(got.end(), logits.begin(), logits.end());
+    want.insert(want.end(), expected.begin() + i * V, expected.begin() + (i + 1) * V);
+  }
+  std::vector<double> reference(want.begin(), want.end());
+  const double error = testing::relative_error(got, reference);
+  testing::report_error("llama.generation.cached_vs_full.logits", error);
+  EXPECT_LT(error, 1e-5);
+}
+
+TEST(LlamaGenerationTest, GreedyGenerationPicksTheArgmaxOfAFullRecomputation) {
+  std::mt19937_64 rng(testing::fresh_seed());
+  const LlamaConfig config = small_config();
+  auto model = random_model(config, 64, rng());
+  const std::vector<int32_t> prompt = testing::random_ints(rng, 7, 0, config.vocab_size);
+  LlamaGenerator generator(*model, 64);
+  GenerationOptions options;
+  options.max_new_tokens = 12;
+  const std::vector<int32_t> generated = generator.generate(prompt, options);
+  ASSERT_EQ(generated.size(), 12u);
+
+  std::vector<int32_t> sequence = prompt;
+  for (int32_t token : generated) {
+    const std::vector<float> logits = full_logits(*model, sequence);
+    auto last = logits.end() - config.vocab_size;
+    EXPECT_EQ(token, std::max_element(last, logits.end()) - last);
+    sequence.push_back(token);
+  }
+}
+
+TEST(LlamaGenerationTest, GenerationStopsAfterAStopToken) {
+  const LlamaConfig config = small_config();
+  auto model = random_model(config, 64, 5);
+  LlamaGenerator generator(*model, 64);
+  GenerationOptions options;
+  options.max_new_tokens = 10;
+  const std::vector<int32_t> prompt{1, 2, 3};
+  const std::vector<int32_t> free_run = generator.generate(prompt, options);
+  options.stop_tokens = {free_run[2]};
+  const std::vector<int32_t> stopped = generator.generate(prompt, options);
+  const auto first_stop = std::find(free_run.begin(), free_run.end(), free_run[2]);
+  EXPECT_EQ(stopped, std::vector<int32_t>(free_run.begin(), first_stop + 1));
+}
+
+TEST(LlamaGenerationTest, SamplingIsReproducibleFromItsSeed) {
+  const LlamaConfig config = small_config();
+  auto model = random_model(config, 64, 9);
+  LlamaGenerator generator(*model, 64);
+  GenerationOptions options;
+  options.max_new_tokens = 16;
+  options.sampling = {false, 1.5f, 0.9f, 42};
+  const std::vector<int32_t> prompt{4, 5, 6};
+  const std::vector<int32_t> first = generator.generate(prompt, options);
+  EXPECT_EQ(generator.generate(prompt, options), first);
+  options.sampling.seed = 43;
+  EXPECT_NE(generator.generate(prompt, options), first);
+}
+
+TEST(LlamaGenerationTest, TopPOfAlmostZeroIsGreedy) {
+  std::mt19937_64 rng(3);
+  const std::vector<float> logits{0.1f, 2.0f, -1.0f, 1.9f};
+  const SamplingOptions nucleus{false, 1.0f, 1e-6f, 0};
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(sample_token(logits, nucleus, rng), 1);
+}
+
+TEST(LlamaGenerationTest, APromptBeyondTheContextIsRefused) {
+  const LlamaConfig config = small_config();
+  auto model = random_model(config, 8, 1);
+  LlamaGenerator generator(*model, 8);
+  GenerationOptions options;
+  options.max_new_tokens = 4;
+  const std::vector<int32_t> prompt(5, 1);
+  EXPECT_THROW(generator.generate(prompt, options), Error);
+}
+
+TEST(LlamaModelTest, AFrozenBaseOwnsNoGradients) {
+  auto model = random_model(small_config(), 8, 1);
+  EXPECT_TRUE(model->base_frozen());
+  EXPECT_THROW(model->gradients(), Error);
+  model->set_base_frozen(false);
+  EXPECT_EQ(model->gradients().size(), static_cast<size_t>(model->layout().total_size()));
+}
+
+}  // namespace
+}  // namespace recforge
