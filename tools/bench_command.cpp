@@ -1,7 +1,9 @@
-// `recforge bench`: `train-step` (tools/train_step_bench.h) and `kernels` (tools/kernel_bench.h).
+// `recforge bench`: `train-step` (tools/train_step_bench.h), `kernels` (tools/kernel_bench.h) and
+// `llm` (tools/llm_bench.h).
 #include <memory>
 
 #include "tools/commands.h"
+#include "tools/llm_bench.h"
 #include "tools/train_step_bench.h"
 
 namespace recforge {
@@ -45,6 +47,41 @@ void register_bench_command(CLI::App& app) {
   step->add_option("--json", options->json, "also write every reported field to this JSON file");
   step->callback([options] { run_train_step_bench(*options); });
   register_kernel_bench_command(*bench);
+  register_llm_bench_command(*bench);
+}
+
+void register_llm_bench_command(CLI::App& bench) {
+  auto options = std::make_shared<LlmBenchOptions>();
+  CLI::App* llm = bench.add_subcommand(
+      "llm", "A pretrained LLM's prefill, decode and LoRA fine-tuning tokens/s, and peak memory");
+  llm->add_option("--model", options->model, "GGUF file or Hugging Face model directory")
+      ->required();
+  llm->add_option("--only", options->only, "one workload: prefill, decode or lora")
+      ->check(CLI::IsMember({"prefill", "decode", "lora"}));
+  llm->add_option("--prompt-tokens", options->prompt_tokens, "prefill length")
+      ->capture_default_str()
+      ->check(at_least(1));
+  llm->add_option("--new-tokens", options->new_tokens, "greedy tokens decoded")
+      ->capture_default_str()
+      ->check(at_least(2));
+  llm->add_option("--lora-batch", options->lora_batch, "sequences per LoRA step")
+      ->capture_default_str()
+      ->check(at_least(1));
+  llm->add_option("--lora-length", options->lora_length, "tokens per LoRA sequence")
+      ->capture_default_str()
+      ->check(at_least(2));
+  llm->add_option("--lora-rank", options->lora_rank, "adapter rank (q_proj and v_proj)")
+      ->capture_default_str()
+      ->check(at_least(1));
+  llm->add_option("--steps", options->steps, "timed LoRA steps")
+      ->capture_default_str()
+      ->check(at_least(1));
+  llm->add_option("--repeats", options->repeats, "timed generations")
+      ->capture_default_str()
+      ->check(at_least(1));
+  llm->add_option("--threads", options->threads, "CPU threads (default: all)");
+  llm->add_option("--json", options->json, "also write every reported field to this JSON file");
+  llm->callback([options] { run_llm_bench(*options); });
 }
 
 }  // namespace recforge

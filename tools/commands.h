@@ -26,6 +26,8 @@ void register_demo_command(CLI::App& app);
 void register_bench_command(CLI::App& app);
 // `bench kernels`, under the `bench` subcommand (registered by register_bench_command).
 void register_kernel_bench_command(CLI::App& bench);
+// `bench llm`, likewise (tools/bench_command.cpp).
+void register_llm_bench_command(CLI::App& bench);
 // `command_line` is the process's argv: `train --nproc N` starts its workers with it.
 void register_train_command(CLI::App& app, const std::vector<std::string>& command_line);
 void register_eval_command(CLI::App& app);

@@ -14,6 +14,7 @@ packages=(
   libpcre2-dev           # the text tokenizers' pre-tokenizer regexes (Unicode classes)
   libopenmpi-dev openmpi-bin  # multi-process data parallelism on CPUs
   python3-torch python3-numpy  # the PyTorch reference tests (run as /usr/bin/python3)
+  python3-pip python3-venv     # tools/fetch-model.sh and tools/reference-venv.sh
   clang libclang-rt-dev libomp-dev  # libFuzzer targets (tools/run-fuzz.sh)
 )
 

@@ -6,6 +6,23 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build}
 "$root/tools/install-deps.sh"
+# The pretrained model and the independent Python readers of its file (tools/fetch-model.sh,
+# tools/reference-venv.sh), cached; without them (no network) their tests skip and say why.
+cache=${RECFORGE_CACHE:-$HOME/.cache/recforge}
+if [[ -z ${RECFORGE_SMOLLM2_GGUF:-} ]]; then
+  if model=$("$root/tools/fetch-model.sh" "$cache/models"); then
+    export RECFORGE_SMOLLM2_GGUF=$model
+  else
+    echo "run-tests: SmolLM2 could not be fetched; the tests that need it skip" >&2
+  fi
+fi
+if [[ -z ${RECFORGE_REFERENCE_PYTHON:-} ]]; then
+  if python=$("$root/tools/reference-venv.sh" "$cache/venv"); then
+    export RECFORGE_REFERENCE_PYTHON=$python
+  else
+    echo "run-tests: the reference Python (gguf, tokenizers) could not be set up; its tests skip" >&2
+  fi
+fi
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release
 cmake --build "$build" -j "$(nproc)"
 ctest --test-dir "$build" --output-on-failure -j "$(nproc)"

@@ -179,6 +179,33 @@ class WeightReader {
   std::map<std::filesystem::path, std::unique_ptr<SafetensorsFile>> opened_;
 };
 
+// bos/eos/pad ids from config.json, add_bos and the chat template from tokenizer_config.json:
+// Hugging Face keeps them outside tokenizer.json.
+void read_special_ids(const std::filesystem::path& dir, TokenizerSpec& spec) {
+  const json config = read_json(dir / "config.json");
+  auto id = [&](const char* key, int32_t& out) {
+    if (!config.contains(key) || config[key].is_null()) return;
+    const json& v = config[key];
+    RECFORGE_CHECK(v.is_number_integer() && v.get<int64_t>() >= 0 &&
+                       v.get<int64_t>() < static_cast<int64_t>(spec.tokens.size()),
+                   (dir / "config.json").string(), ": field ", key, ": expected a token id below ",
+                   spec.tokens.size(), ", found ", v.dump());
+    out = v.get<int32_t>();
+  };
+  id("bos_token_id", spec.bos);
+  id("eos_token_id", spec.eos);
+  id("pad_token_id", spec.pad);
+  const auto tokenizer_config = dir / "tokenizer_config.json";
+  if (!std::filesystem::exists(tokenizer_config)) return;
+  const json extra = read_json(tokenizer_config);
+  if (extra.contains("add_bos_token") && extra["add_bos_token"].is_boolean()) {
+    spec.add_bos = extra["add_bos_token"].get<bool>();
+  }
+  if (extra.contains("chat_template") && extra["chat_template"].is_string()) {
+    spec.chat_template = extra["chat_template"].get<std::string>();
+  }
+}
+
 }  // namespace
 
 PretrainedLlama load_llama_hf_directory(const std::filesystem::path& dir) {
@@ -202,7 +229,9 @@ TokenizerSpec load_tokenizer_spec(const std::filesystem::path& path) {
   const auto tokenizer = path / "tokenizer.json";
   RECFORGE_CHECK(std::filesystem::exists(tokenizer), path.string(),
                  ": missing tokenizer.json (the model's tokenizer)");
-  return tokenizer_spec_from_json(tokenizer);
+  TokenizerSpec spec = tokenizer_spec_from_json(tokenizer);
+  read_special_ids(path, spec);
+  return spec;
 }
 
 PretrainedLlama load_pretrained_llama(const std::filesystem::path& path) {

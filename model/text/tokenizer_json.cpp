@@ -302,4 +302,79 @@ TokenizerSpec tokenizer_spec_from_json(const std::filesystem::path& tokenizer_js
   return tokenizer_spec_from_json_text(text.str(), tokenizer_json.string());
 }
 
+namespace {
+
+json byte_level_json(bool use_regex) {
+  return {{"type", "ByteLevel"},
+          {"add_prefix_space", false},
+          {"trim_offsets", true},
+          {"use_regex", use_regex}};
+}
+
+json pre_tokenizer_json(PreTokenizer pre) {
+  switch (pre) {
+    case PreTokenizer::kGpt2:
+      return byte_level_json(true);
+    case PreTokenizer::kSmollm:
+      return {{"type", "Sequence"},
+              {"pretokenizers",
+               {{{"type", "Digits"}, {"individual_digits", true}}, byte_level_json(true)}}};
+    default:
+      return {{"type", "Sequence"},
+              {"pretokenizers",
+               {{{"type", "Split"},
+                 {"pattern", {{"Regex", pre_tokenizer_pattern(pre)}}},
+                 {"behavior", "Isolated"},
+                 {"invert", false}},
+                byte_level_json(false)}}};
+  }
+}
+
+json added_tokens_json(const TokenizerSpec& spec) {
+  json added = json::array();
+  for (size_t id = 0; id < spec.token_types.size(); ++id) {
+    const auto type = static_cast<TokenType>(spec.token_types[id]);
+    if (type != TokenType::kControl && type != TokenType::kUserDefined) continue;
+    added.push_back({{"id", id},
+                     {"content", spec.tokens[id]},
+                     {"single_word", false},
+                     {"lstrip", false},
+                     {"rstrip", false},
+                     {"normalized", false},
+                     {"special", type == TokenType::kControl}});
+  }
+  return added;
+}
+
+}  // namespace
+
+std::string tokenizer_spec_to_json(const TokenizerSpec& spec) {
+  json vocab = json::object();
+  for (size_t id = 0; id < spec.tokens.size(); ++id) vocab[spec.tokens[id]] = id;
+  json model = {{"type", "BPE"},
+                {"dropout", nullptr},
+                {"unk_token", spec.unk >= 0 ? json(spec.tokens[spec.unk]) : json(nullptr)},
+                {"continuing_subword_prefix", nullptr},
+                {"end_of_word_suffix", nullptr},
+                {"fuse_unk", false},
+                {"byte_fallback", false},
+                {"ignore_merges", spec.ignore_merges},
+                {"vocab", std::move(vocab)},
+                {"merges", spec.merges}};
+  const json root = {{"version", "1.0"},
+                     {"truncation", nullptr},
+                     {"padding", nullptr},
+                     {"added_tokens", added_tokens_json(spec)},
+                     {"normalizer", nullptr},
+                     {"pre_tokenizer", pre_tokenizer_json(spec.pre)},
+                     {"post_processor", nullptr},
+                     {"decoder", byte_level_json(true)},
+                     {"model", std::move(model)}};
+  try {
+    return root.dump(1);
+  } catch (const json::exception& e) {
+    throw Error(concat("tokenizer.json: a token is not valid UTF-8 (", e.what(), ")"));
+  }
+}
+
 }  // namespace recforge

@@ -30,4 +30,9 @@ TokenizerSpec tokenizer_spec_from_json(const std::filesystem::path& tokenizer_js
 // The same on a file's text; `source` names it in messages.
 TokenizerSpec tokenizer_spec_from_json_text(std::string_view text, const std::string& source);
 
+// The spec as a tokenizer.json that Hugging Face `tokenizers` loads and tokenizer_spec_from_json
+// reads back to the same spec (but bos/eos/pad and the chat template, which live elsewhere):
+// every token in model.vocab, control and user-defined ones also in added_tokens.
+std::string tokenizer_spec_to_json(const TokenizerSpec& spec);
+
 }  // namespace recforge

@@ -9,6 +9,7 @@
 
 #include "kernels/context.h"
 #include "model/llama/generator.h"
+#include "model/llama/scoring.h"
 #include "tests/support/reference.h"
 
 namespace recforge {
@@ -135,6 +136,58 @@ TEST(LlamaGenerationTest, APromptBeyondTheContextIsRefused) {
   options.max_new_tokens = 4;
   const std::vector<int32_t> prompt(5, 1);
   EXPECT_THROW(generator.generate(prompt, options), Error);
+}
+
+// log p(continuation | prompt) from the full forward's logits, in double on the host.
+double log_prob_from_logits(LlamaModel<float>& model, const std::vector<int32_t>& prompt,
+                            const std::vector<int32_t>& continuation) {
+  std::vector<int32_t> sequence = prompt;
+  sequence.insert(sequence.end(), continuation.begin(), continuation.end());
+  const std::vector<float> logits = full_logits(model, sequence);
+  const int V = model.config().vocab_size;
+  double total = 0.0;
+  for (size_t k = 0; k < continuation.size(); ++k) {
+    const float* row = logits.data() + (prompt.size() - 1 + k) * V;
+    const double max = *std::max_element(row, row + V);
+    double sum = 0.0;
+    for (int v = 0; v < V; ++v) sum += std::exp(row[v] - max);
+    total += row[continuation[k]] - max - std::log(sum);
+  }
+  return total;
+}
+
+TEST(LlamaScoringTest, ContinuationLogProbsMatchTheFullLogits) {
+  std::mt19937_64 rng(testing::fresh_seed());
+  const LlamaConfig config = small_config();
+  auto model = random_model(config, 64, rng());
+  std::vector<std::vector<int32_t>> prompts, continuations;
+  for (int length : {5, 1, 12}) {
+    prompts.push_back(testing::random_ints(rng, length, 0, config.vocab_size));
+    for (int c : {1, 3}) {
+      continuations.push_back(testing::random_ints(rng, c, 0, config.vocab_size));
+    }
+  }
+  std::vector<ScoringRequest> requests;
+  for (size_t i = 0; i < continuations.size(); ++i) {
+    requests.push_back({prompts[i / 2], continuations[i]});
+  }
+  const std::vector<double> scores = continuation_log_probs(*model, std::span(requests));
+  auto small_batches = random_model(config, 16, 0);  // fewer requests per batch
+  small_batches->parameters().upload(model->parameters().download());
+  const std::vector<double> split = continuation_log_probs(*small_batches, std::span(requests));
+  ASSERT_EQ(scores.size(), requests.size());
+  for (size_t i = 0; i < requests.size(); ++i) {
+    const double expected = log_prob_from_logits(*model, prompts[i / 2], continuations[i]);
+    EXPECT_NEAR(scores[i], expected, 1e-4 * std::abs(expected)) << "request " << i;
+    EXPECT_NEAR(split[i], scores[i], 1e-4 * std::abs(expected)) << "request " << i;
+  }
+}
+
+TEST(LlamaScoringTest, ARequestLongerThanTheBatchIsRefused) {
+  auto model = random_model(small_config(), 4, 0);
+  const std::vector<int32_t> prompt(4, 1), continuation(2, 2);
+  const ScoringRequest request{prompt, continuation};
+  EXPECT_THROW(continuation_log_probs(*model, std::span(&request, 1)), Error);
 }
 
 TEST(LlamaModelTest, AFrozenBaseOwnsNoGradients) {
