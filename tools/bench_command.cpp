@@ -80,6 +80,9 @@ void register_llm_bench_command(CLI::App& bench) {
       ->capture_default_str()
       ->check(at_least(1));
   llm->add_option("--threads", options->threads, "CPU threads (default: all)");
+  llm->add_option("--precision", options->precision, "frozen linear weights in fp32 or bf16")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"fp32", "bf16"}));
   llm->add_option("--json", options->json, "also write every reported field to this JSON file");
   llm->callback([options] { run_llm_bench(*options); });
 }

@@ -45,9 +45,8 @@ std::vector<int32_t> prompt_ids(const Tokenizer& tokenizer, const GenerateOption
 }
 
 void run_generate(const GenerateOptions& options) {
-  RECFORGE_CHECK(options.precision == "fp32", "--precision ", options.precision,
-                 ": llama models generate in fp32 only for now (bf16 weights are not implemented)");
-  const PretrainedLlama pretrained = load_pretrained_llama(options.model);
+  PretrainedLlama pretrained = load_pretrained_llama(options.model);
+  pretrained.config.precision = parse_precision(options.precision);
   const Tokenizer tokenizer(pretrained.tokenizer);
   const std::vector<int32_t> prompt = prompt_ids(tokenizer, options);
   RECFORGE_CHECK(!prompt.empty(), "the prompt is empty");
@@ -105,8 +104,11 @@ void register_generate_command(CLI::App& app) {
   command->add_option("--top-p", options->top_p, "nucleus sampling mass in (0, 1]")
       ->excludes(greedy);
   command->add_option("--seed", options->seed, "sampling seed")->capture_default_str();
-  command->add_option("--precision", options->precision, "weights in fp32 (bf16: not yet)")
-      ->capture_default_str();
+  command
+      ->add_option("--precision", options->precision,
+                   "linear weights held in fp32 or bf16 (computed in fp32)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"fp32", "bf16"}));
   command->add_option("--device", options->device, "cpu, cuda or auto")->capture_default_str();
   command->add_flag("--stats", options->stats, "print prefill and decode speed on stderr");
   command->callback([options] { run_generate(*options); });

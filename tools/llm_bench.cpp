@@ -116,7 +116,8 @@ void run_llm_bench(const LlmBenchOptions& options) {
                      options.only == "lora",
                  "--only: expected prefill, decode or lora, got \"", options.only, "\"");
   const Context ctx = Context::cpu(options.threads);
-  const PretrainedLlama pretrained = load_pretrained_llama(options.model);
+  PretrainedLlama pretrained = load_pretrained_llama(options.model);
+  pretrained.config.precision = parse_precision(options.precision);
   const double loaded_rss = peak_rss_mib();
   const bool lora = options.only.empty() || options.only == "lora";
   const bool generation = options.only != "lora";
@@ -126,6 +127,7 @@ void run_llm_bench(const LlmBenchOptions& options) {
   model.load_parameters(pretrained.parameters);
   nlohmann::json report = {{"model", options.model},
                            {"threads", omp_get_max_threads()},
+                           {"precision", options.precision},
                            {"rss_after_load_mib", loaded_rss}};
   if (generation) {
     const GenerationTimes times = time_generation(model, options);

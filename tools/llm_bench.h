@@ -20,7 +20,8 @@ struct LlmBenchOptions {
   int lora_rank = 8;
   int steps = 5;
   int repeats = 3;
-  int threads = 0;  // 0: all
+  int threads = 0;                 // 0: all
+  std::string precision = "fp32";  // of the frozen base's linear weights
   std::string json;
 };
 

@@ -8,6 +8,7 @@
 #include "kernels/cached_attention.h"
 #include "kernels/classifier.h"
 #include "kernels/columns.h"
+#include "kernels/convert.h"
 #include "kernels/embedding.h"
 #include "kernels/matmul.h"
 #include "kernels/nvtx.h"
@@ -27,10 +28,22 @@ uint64_t lora_stream(int layer, LlamaLinear linear) {
 
 int index_of(LlamaLinear linear) { return static_cast<int>(linear); }
 
+bool is_linear_weight(const std::string& name) { return name.ends_with("_proj.weight"); }
+
+// The layout's tensors but the linear weights, in the same order.
+ParameterLayout without_linears(const ParameterLayout& layout) {
+  ParameterLayout out;
+  for (const ParameterInfo& info : layout.tensors()) {
+    if (!is_linear_weight(info.name)) out.add(info.name, info.shape, info.decayed);
+  }
+  return out;
+}
+
 }  // namespace
 
 template <typename T>
-LlamaTensors<T> llama_tensors(const LlamaConfig& config, const ParameterLayout& layout, T* base) {
+LlamaTensors<T> llama_tensors(const LlamaConfig& config, const ParameterLayout& layout, T* base,
+                              bool linears) {
   auto at = [&](const std::string& name) { return base + layout.offset(name); };
   LlamaTensors<T> t;
   t.embed = at("model.embed_tokens.weight");
@@ -42,7 +55,7 @@ LlamaTensors<T> llama_tensors(const LlamaConfig& config, const ParameterLayout& 
     block.input_norm = at(prefix + "input_layernorm.weight");
     block.post_attention_norm = at(prefix + "post_attention_layernorm.weight");
     for (LlamaLinear linear : kAllLlamaLinears) {
-      block.linear[index_of(linear)] = at(llama_linear_tensor(l, linear));
+      block.linear[index_of(linear)] = linears ? at(llama_linear_tensor(l, linear)) : nullptr;
     }
     t.blocks.push_back(block);
   }
@@ -63,12 +76,17 @@ LlamaModel<T>::LlamaModel(Context ctx, LlamaConfig config, int max_tokens, bool 
     : ctx_(std::move(ctx)),
       config_((config.validate(), config)),
       layout_(llama_layout(config_)),
+      stored_layout_(bf16_storage() ? without_linears(layout_) : layout_),
       max_tokens_(max_tokens),
-      parameters_(ctx_.device(), layout_.total_size()),
+      parameters_(ctx_.device(), stored_layout_.total_size()),
       losses_(ctx_.device(), std::max(max_tokens, 1)) {
   RECFORGE_CHECK(max_tokens > 0, "a model needs room for at least one token, got max_tokens ",
                  max_tokens);
-  weights_ = llama_tensors(config_, layout_, parameters_.data());
+  RECFORGE_CHECK(!bf16_storage() || !base_trains,
+                 "model.precision bf16 holds a frozen base (LoRA fine-tuning, inference); a base "
+                 "that trains needs fp32 weights");
+  weights_ = llama_tensors(config_, stored_layout_, parameters_.data(), !bf16_storage());
+  if (bf16_storage()) allocate_bf16_storage();
   cached_tokens_ = Buffer<int32_t>(ctx_.device(), max_tokens);
   cached_positions_ = Buffer<int32_t>(ctx_.device(), max_tokens);
   set_base_frozen(!base_trains);
@@ -110,6 +128,38 @@ void LlamaModel<T>::allocate_activations() {
 }
 
 template <typename T>
+void LlamaModel<T>::allocate_bf16_storage() {
+  RECFORGE_CHECK((std::is_same_v<T, float>), "bf16 storage is for float models");
+  int64_t total = 0, largest = 0;
+  for (const ParameterInfo& info : layout_.tensors()) {
+    if (!is_linear_weight(info.name)) continue;
+    total += info.size;
+    largest = std::max(largest, info.size);
+  }
+  linear16_ = Buffer<bf16>(ctx_.device(), total);
+  widened_ = Buffer<T>(ctx_.device(), largest);
+  linear16_of_.assign(config_.n_layer, {});
+  const bf16* next = linear16_.data();
+  for (int l = 0; l < config_.n_layer; ++l) {
+    for (LlamaLinear linear : kAllLlamaLinears) {  // the layout's order within a block
+      linear16_of_[l][index_of(linear)] = next;
+      next += layout_.at(llama_linear_tensor(l, linear)).size;
+    }
+  }
+}
+
+template <typename T>
+const T* LlamaModel<T>::linear_weight(int l, LlamaLinear linear) {
+  if (!bf16_storage()) return weights_.blocks[l][linear];
+  if constexpr (std::is_same_v<T, float>) {
+    const int64_t n =
+        static_cast<int64_t>(llama_linear_in(config_, linear)) * llama_linear_out(config_, linear);
+    convert(ctx_, widened_.data(), linear16_of_[l][index_of(linear)], n);
+  }
+  return widened_.data();
+}
+
+template <typename T>
 void LlamaModel<T>::allocate_gradient_scratch() {
   if (gradient_scratch_.size() > 0) return;
   const int C = config_.d_model, F = config_.ffn_dim, H = config_.n_head;
@@ -130,12 +180,30 @@ template <typename T>
 void LlamaModel<T>::load_parameters(std::span<const float> values) {
   RECFORGE_CHECK(values.size() == static_cast<size_t>(layout_.total_size()), "expected ",
                  layout_.total_size(), " parameter values, got ", values.size());
-  std::vector<T> converted(values.begin(), values.end());
-  parameters_.upload(converted);
+  if (!bf16_storage()) {
+    std::vector<T> converted(values.begin(), values.end());
+    parameters_.upload(converted);
+    return;
+  }
+  std::vector<T> stored(stored_layout_.total_size());
+  std::vector<bf16> rounded;
+  rounded.reserve(linear16_.size());
+  for (const ParameterInfo& info : layout_.tensors()) {
+    const auto tensor = values.subspan(info.offset, info.size);
+    if (is_linear_weight(info.name)) {
+      for (float x : tensor) rounded.push_back(float_to_bf16(x));
+    } else {
+      std::copy(tensor.begin(), tensor.end(), stored.begin() + stored_layout_.offset(info.name));
+    }
+  }
+  parameters_.upload(stored);
+  linear16_.upload(rounded);
 }
 
 template <typename T>
 void LlamaModel<T>::set_base_frozen(bool frozen) {
+  RECFORGE_CHECK(frozen || !bf16_storage(),
+                 "a model with bf16 weights keeps its base frozen (it has no fp32 masters)");
   base_frozen_ = frozen;
   if (frozen) {
     gradients_ = Buffer<T>();
@@ -297,7 +365,7 @@ void LlamaModel<T>::norm_into_next(int l) {
 template <typename T>
 void LlamaModel<T>::linear_forward(int l, LlamaLinear linear, T* out, const T* inp, int N) {
   const int in = llama_linear_in(config_, linear), out_width = llama_linear_out(config_, linear);
-  const T* weight = weights_.blocks[l][linear];
+  const T* weight = linear_weight(l, linear);
   if (adapter_active(linear)) {
     const LoraSite& site = lora_sites_[l][index_of(linear)];
     lora_forward(ctx_, out, site.u, lora_dropped_, inp, weight, static_cast<const T*>(nullptr),
@@ -450,7 +518,7 @@ template <typename T>
 void LlamaModel<T>::linear_backward(int l, LlamaLinear linear, T* dinp, const T* dout, const T* inp,
                                     int N, bool accumulate) {
   const int in = llama_linear_in(config_, linear), out_width = llama_linear_out(config_, linear);
-  const T* weight = weights_.blocks[l][linear];
+  const T* weight = linear_weight(l, linear);
   T* dweight = base_trains() ? weight_gradients_.blocks[l][linear] : nullptr;
   T* target = accumulate ? grad_.branch : dinp;
   if (adapter_active(linear)) {
@@ -572,6 +640,8 @@ LoraWeights<T> LlamaModel<T>::lora_weights(int l, LlamaLinear linear) const {
 template <typename T>
 void LlamaModel<T>::merge_lora() {
   RECFORGE_CHECK(has_lora() && !lora_merged_, "merge_lora: no unmerged adapters");
+  RECFORGE_CHECK(!bf16_storage(),
+                 "merge_lora: the base weights are bf16; merge into an fp32 model");
   std::vector<T> weights = parameters_.download();
   const std::vector<T> adapters = adapter_parameters_.download();
   const int r = lora_config_->rank;

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "kernels/attention.h"
+#include "kernels/bf16.h"
 #include "kernels/buffer.h"
 #include "kernels/lora.h"
 #include "kernels/rope.h"
@@ -51,9 +52,11 @@ struct LlamaTensors {
   std::vector<LlamaBlockTensors<T>> blocks;
 };
 
-// Slices every tensor of `layout` (llama_layout order) out of `base`.
+// Slices every tensor of `layout` (llama_layout order) out of `base`; without `linears` the
+// linear weights are left null (a layout that holds only the other tensors).
 template <typename T>
-LlamaTensors<T> llama_tensors(const LlamaConfig& config, const ParameterLayout& layout, T* base);
+LlamaTensors<T> llama_tensors(const LlamaConfig& config, const ParameterLayout& layout, T* base,
+                              bool linears = true);
 
 struct LlamaForwardOptions {
   AttentionMask mask = AttentionMask::kCausal;
@@ -83,6 +86,12 @@ class LlamaKvCache {
 };
 
 // T is float on both backends; double runs on the CPU only (finite-difference gradient checks).
+//
+// Precision (LlamaConfig::precision): with bf16 the blocks' linear weights — nearly all of a
+// model's parameters — are held in bf16 only (half the memory, no fp32 copy), which suits a frozen
+// base under LoRA and inference; each is widened into one fp32 scratch just before its GEMM, so
+// the arithmetic is fp32 on bf16-rounded weights. The embeddings, the output layer and the norm
+// gains stay fp32, as in the GPT decoder's bf16 policy. A trainable base needs fp32 masters.
 template <typename T>
 class LlamaModel {
  public:
@@ -95,9 +104,16 @@ class LlamaModel {
   const Context& context() const { return ctx_; }
   int max_tokens() const { return max_tokens_; }
 
+  // The fp32 parameters: every tensor (layout order) in fp32; with bf16 storage the tensors that
+  // are not linear weights (stored_layout() order).
   Buffer<T>& parameters() { return parameters_; }
+  const ParameterLayout& stored_layout() const { return stored_layout_; }
+  bool bf16_storage() const { return config_.precision == Precision::kBf16; }
+  // Bytes the weights occupy on the device.
+  size_t weight_bytes() const { return parameters_.bytes() + linear16_.bytes(); }
   const LlamaTensors<T>& weights() const { return weights_; }
-  // Copies host values (layout order) into the parameters.
+  // Copies host values (layout order) into the parameters (rounding the linear weights to bf16
+  // with bf16 storage).
   void load_parameters(std::span<const float> values);
 
   // ---- Training -----------------------------------------------------------------------------
@@ -180,7 +196,10 @@ class LlamaModel {
   };
 
   void allocate_activations();
+  void allocate_bf16_storage();
   void allocate_gradient_scratch();
+  // The fp32 weight of a block's linear layer: in place, or widened from bf16 into widened_.
+  const T* linear_weight(int l, LlamaLinear linear);
   void allocate_lora_activations();
   bool base_trains() const { return !base_frozen_; }
   const T* block_input(int l) const;
@@ -207,11 +226,15 @@ class LlamaModel {
   Context ctx_;
   LlamaConfig config_;
   ParameterLayout layout_;
+  ParameterLayout stored_layout_;  // parameters_'s: layout_, or its tensors but the linear weights
   int max_tokens_;
   int num_tokens_ = 0;  // of the last forward
   Buffer<T> parameters_, gradients_, activations_, gradient_scratch_, losses_;
   LlamaTensors<T> weights_, weight_gradients_{};
-  T* embedded_ = nullptr;                             // [N, C]
+  Buffer<bf16> linear16_;  // bf16 storage: every linear weight, layout order
+  std::vector<std::array<const bf16*, kNumLlamaLinears>> linear16_of_;  // [n_layer]
+  Buffer<T> widened_;      // [max out · in] fp32 scratch for one widened linear weight
+  T* embedded_ = nullptr;  // [N, C]
   Buffer<int32_t> cached_tokens_, cached_positions_;  // forward_cached's ids and positions
   std::vector<BlockActivations> blocks_;
   T *final_out_ = nullptr, *final_rstd_ = nullptr;
