@@ -1,22 +1,21 @@
 """The PyTorch side of `recforge bench`'s SmolLM2 row: prefill, greedy decode and LoRA fine-tuning.
 
 Loads SmolLM2 from its GGUF file with `transformers` (which dequantizes every tensor to fp32), uses
-`--threads` CPU threads, and times three workloads, each after one untimed warm-up run.
-`prefill`: one forward over a P-token prompt with use_cache=True; tokens/s = P / median time.
-`decode`: greedy generation written by hand: an untimed prefill, then K steps that each feed the
-last token with past_key_values (the KV cache) and take the argmax; tokens/s = K / median time of
-the K steps. `lora`: a peft LoRA adapter (r 8, alpha 16, q_proj and v_proj, no dropout) on the
-frozen model; one step is the causal LM loss (labels = input_ids) on B sequences of L tokens,
-backward, and AdamW (lr 1e-4, no weight decay) over the adapter parameters; tokens/s = B·L / median
-step time. `--attention eager` swaps transformers' default SDPA attention for its plain matmul
-one (faster for one-token decode steps on some CPUs). Prompt and batch ids are `--prompt-ids` or random valid ids from a fixed seed. Memory is
-the process's resident set: after loading, and its peak during the workload alone (the kernel's
-peak counter is reset after loading where /proc/self/clear_refs allows it; otherwise the peak
-includes loading, and `peak_reset` says so). `--only MODE` runs one workload in this process;
-without it each workload runs in a fresh child process, so that each peak is that workload's own.
-Prints one JSON object with every field on stdout and human-readable lines on stderr.
-`generated_ids` are the first K greedy tokens (the prefill's, then the first K-1 steps'), the ids
-that model.generate(max_new_tokens=K, do_sample=False) makes.
+`--threads` CPU threads and times three workloads, each after one untimed warm-up run. `prefill`:
+one forward over a P-token prompt with use_cache=True; tokens/s = P / median time. `decode`: greedy
+generation written by hand: an untimed prefill, then K steps that each feed the last token with the
+KV cache and take the argmax; tokens/s = K / median time of the K steps. `generated_ids` are the
+first K greedy tokens, the ids that model.generate(max_new_tokens=K, do_sample=False) makes.
+`lora`: a peft LoRA adapter (r 8, alpha 16, q_proj and v_proj, no dropout) on the frozen model; one
+step is the causal LM loss (labels = input_ids) on B sequences of L tokens, backward, and AdamW
+(lr 1e-4, no weight decay) over the adapter parameters; tokens/s = B·L / median step time. Prompt
+and batch ids are `--prompt-ids` or random valid ids from `--seed`. `--attention eager` replaces
+transformers' default SDPA attention with its plain-matmul one. Memory is the process's resident
+set: after loading, and its peak during the workload alone (the kernel's peak counter is reset
+after loading where /proc/self/clear_refs allows it; otherwise the peak includes loading, and
+`peak_reset` says so). `--only MODE` runs one workload in this process; without it each workload
+runs in a fresh child process, so that each peak is that workload's own. Prints one JSON object
+with every field on stdout and human-readable lines on stderr.
 """
 import argparse
 import ctypes
@@ -37,6 +36,8 @@ import transformers
 from transformers import AutoModelForCausalLM
 
 MODES = ("prefill", "decode", "lora")
+LORA_RANK = 8
+LORA_ALPHA = 16
 LORA_TARGETS = ["q_proj", "v_proj"]
 LORA_LEARNING_RATE = 1e-4
 
@@ -123,7 +124,7 @@ def kv_cache_name(model):
 
 
 def greedy_decode(model, prompt, new_tokens):
-    """Untimed prefill, then `new_tokens` timed one-token steps; the ids made and the steps' time."""
+    """Untimed prefill, then `new_tokens` timed one-token steps; returns the ids and steps' time."""
     cache = kv_cache_name(model)
     with torch.inference_mode():
         output = model(input_ids=prompt, use_cache=True)
@@ -151,7 +152,7 @@ def bench_decode(model, args):
 def lora_model(model):
     from peft import LoraConfig, get_peft_model
 
-    config = LoraConfig(task_type="CAUSAL_LM", r=8, lora_alpha=16, lora_dropout=0.0,
+    config = LoraConfig(task_type="CAUSAL_LM", r=LORA_RANK, lora_alpha=LORA_ALPHA, lora_dropout=0.0,
                         target_modules=LORA_TARGETS)
     return get_peft_model(model, config).train()
 
@@ -176,9 +177,10 @@ def bench_lora(model, args):
     seconds, times = median_seconds(train_step, args.steps)
     tokens = args.lora_batch * args.lora_length
     return dict(peft_version=peft.__version__, batch=args.lora_batch, length=args.lora_length,
-                rank=8, alpha=16, target_modules=LORA_TARGETS, optimizer="AdamW",
-                learning_rate=LORA_LEARNING_RATE, trainable_parameters=sum(p.numel() for p in trainable),
-                seconds=seconds, all_seconds=times, tokens_per_s=tokens / seconds, losses=losses)
+                rank=LORA_RANK, alpha=LORA_ALPHA, target_modules=LORA_TARGETS, optimizer="AdamW",
+                learning_rate=LORA_LEARNING_RATE,
+                trainable_parameters=sum(p.numel() for p in trainable), seconds=seconds,
+                all_seconds=times, tokens_per_s=tokens / seconds, losses=losses)
 
 
 def run_one(args):

@@ -11,6 +11,7 @@
 #include "kernels/check.h"
 #include "tools/commands.h"
 #include "tools/model_source.h"
+#include "tools/text_eval.h"
 #include "train/config/config.h"
 #include "train/eval/checkpointed_model.h"
 #include "train/eval/eval_cases.h"
@@ -100,7 +101,8 @@ void run_eval(const EvalCommandOptions& options) {
 
 void register_eval_command(CLI::App& app) {
   auto options = std::make_shared<EvalCommandOptions>();
-  CLI::App* command = app.add_subcommand("eval", "Ranking metrics of a trained model");
+  CLI::App* command = app.add_subcommand(
+      "eval", "Ranking metrics of a trained model, or a language model's on prompt files");
   options->source.add_options(command);
   command->add_option("--split", options->split, "valid or test")
       ->check(CLI::IsMember({"valid", "test"}))
@@ -125,7 +127,28 @@ void register_eval_command(CLI::App& app) {
   command->add_option("--batch-size", options->batch_size, "users per forward pass")
       ->check(at_least(1))
       ->capture_default_str();
-  command->callback([options] {
+  auto text = std::make_shared<TextEvalOptions>();
+  command->add_option("--model", text->model,
+                      "a pretrained language model (GGUF or Hugging Face directory) instead of a "
+                      "trained run: text-prompt tasks");
+  command->add_option("--adapter", text->adapter, "--model: a PEFT LoRA adapter directory");
+  command->add_option("--task", text->task, "--model: preference or candidate_choice")
+      ->check(CLI::IsMember({"preference", "candidate_choice"}))
+      ->capture_default_str();
+  command->add_option("--prompts", text->prompts,
+                      "--model: Alpaca/TALLRec or S-DPO JSON prompt file");
+  command->add_option("--limit", text->limit, "--model: the first N examples only")
+      ->check(at_least(1));
+  command->add_option("--template", text->template_text,
+                      "--model, candidate_choice: prompt with {history} and {candidates}");
+  command->add_option("--precision", text->precision, "--model: linear weights fp32 or bf16")
+      ->check(CLI::IsMember({"fp32", "bf16"}))
+      ->capture_default_str();
+  command->callback([options, text] {
+    if (!text->model.empty()) {
+      text->device = options->device;
+      return run_text_eval(*text);
+    }
     options->source.require("eval");
     run_eval(*options);
   });

@@ -42,6 +42,8 @@ class LlamaGenerator {
 
   // Forgets the sequence so far.
   void reset() { cache_.clear(); }
+  // Goes back to the sequence's first `length` tokens.
+  void truncate(int length) { cache_.truncate(length); }
   int length() const { return cache_.length(); }
   // Appends tokens to the sequence; returns the next-token logits [V] after the last one.
   std::span<const float> append(std::span<const int32_t> tokens);

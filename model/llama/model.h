@@ -74,6 +74,12 @@ class LlamaKvCache {
   int capacity() const { return capacity_; }
   int length() const { return length_; }
   void clear() { length_ = 0; }
+  // Forgets every token after the first `length` (a shared prompt kept, its continuation dropped).
+  void truncate(int length) {
+    RECFORGE_CHECK(length >= 0 && length <= length_, "cannot truncate a cache of ", length_,
+                   " tokens to ", length);
+    length_ = length;
+  }
   T* keys(int layer) { return keys_.data() + layer * layer_stride_; }
   T* values(int layer) { return values_.data() + layer * layer_stride_; }
   void extend(int n) { length_ += n; }

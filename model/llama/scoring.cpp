@@ -1,5 +1,8 @@
 #include "model/llama/scoring.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include "kernels/check.h"
 #include "kernels/cross_entropy.h"
 
@@ -51,6 +54,34 @@ std::vector<double> continuation_log_probs(LlamaModel<T>& model,
       scores.push_back(sum);
     }
     first = last;
+  }
+  return scores;
+}
+
+double log_prob_of(std::span<const float> logits, int32_t token) {
+  RECFORGE_CHECK(token >= 0 && static_cast<size_t>(token) < logits.size(), "token ", token,
+                 " is outside the vocabulary of ", logits.size());
+  const double max = *std::max_element(logits.begin(), logits.end());
+  double sum = 0.0;
+  for (float logit : logits) sum += std::exp(logit - max);
+  return logits[token] - max - std::log(sum);
+}
+
+std::vector<double> PromptScorer::score(std::span<const int32_t> prompt,
+                                        std::span<const std::vector<int32_t>> continuations) {
+  RECFORGE_CHECK(!prompt.empty(), "scoring needs a prompt of at least one token");
+  generator_.reset();
+  const std::span<const float> after_prompt = generator_.append(prompt);
+  const std::vector<float> first(after_prompt.begin(), after_prompt.end());
+  std::vector<double> scores;
+  for (const std::vector<int32_t>& continuation : continuations) {
+    RECFORGE_CHECK(!continuation.empty(), "scoring needs continuations of at least one token");
+    generator_.truncate(static_cast<int>(prompt.size()));
+    double total = log_prob_of(first, continuation[0]);
+    for (size_t k = 1; k < continuation.size(); ++k) {
+      total += log_prob_of(generator_.append(std::span(&continuation[k - 1], 1)), continuation[k]);
+    }
+    scores.push_back(total);
   }
   return scores;
 }

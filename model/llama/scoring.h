@@ -8,6 +8,7 @@
 #include <span>
 #include <vector>
 
+#include "model/llama/generator.h"
 #include "model/llama/model.h"
 
 namespace recforge {
@@ -20,5 +21,22 @@ struct ScoringRequest {
 template <typename T>
 std::vector<double> continuation_log_probs(LlamaModel<T>& model,
                                            std::span<const ScoringRequest> requests);
+
+// The same for several continuations of one prompt, prefilling the prompt once into a key/value
+// cache and rolling the cache back to it before each continuation (a prompt's Yes/No answers, a
+// candidate list's titles).
+class PromptScorer {
+ public:
+  PromptScorer(LlamaModel<float>& model, int max_context) : generator_(model, max_context) {}
+
+  std::vector<double> score(std::span<const int32_t> prompt,
+                            std::span<const std::vector<int32_t>> continuations);
+
+ private:
+  LlamaGenerator generator_;
+};
+
+// log softmax(logits)[token], in double.
+double log_prob_of(std::span<const float> logits, int32_t token);
 
 }  // namespace recforge

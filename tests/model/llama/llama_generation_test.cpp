@@ -183,6 +183,28 @@ TEST(LlamaScoringTest, ContinuationLogProbsMatchTheFullLogits) {
   }
 }
 
+TEST(LlamaScoringTest, APromptScorerSharingTheCacheGivesThePackedScores) {
+  std::mt19937_64 rng(testing::fresh_seed());
+  const LlamaConfig config = small_config();
+  auto model = random_model(config, 64, rng());
+  const std::vector<int32_t> prompt = testing::random_ints(rng, 11, 0, config.vocab_size);
+  std::vector<std::vector<int32_t>> continuations;
+  std::vector<ScoringRequest> requests;
+  for (int length : {1, 4, 2}) {
+    continuations.push_back(testing::random_ints(rng, length, 0, config.vocab_size));
+  }
+  for (const auto& c : continuations) requests.push_back({prompt, c});
+  const std::vector<double> packed = continuation_log_probs(*model, std::span(requests));
+  auto cached_model = random_model(config, 8, 0);  // the prompt prefilled in two chunks
+  cached_model->parameters().upload(model->parameters().download());
+  PromptScorer scorer(*cached_model, 32);
+  const std::vector<double> cached = scorer.score(prompt, continuations);
+  ASSERT_EQ(cached.size(), packed.size());
+  for (size_t i = 0; i < packed.size(); ++i) {
+    EXPECT_NEAR(cached[i], packed[i], 1e-4 * std::abs(packed[i])) << "continuation " << i;
+  }
+}
+
 TEST(LlamaScoringTest, ARequestLongerThanTheBatchIsRefused) {
   auto model = random_model(small_config(), 4, 0);
   const std::vector<int32_t> prompt(4, 1), continuation(2, 2);
