@@ -34,6 +34,7 @@ void register_eval_command(CLI::App& app);
 void register_recommend_command(CLI::App& app);
 void register_data_command(CLI::App& app);
 void register_generate_command(CLI::App& app);
+void register_convert_command(CLI::App& app);
 void register_tokenize_command(CLI::App& app);
 
 }  // namespace recforge

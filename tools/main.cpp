@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   recforge::register_recommend_command(app);
   recforge::register_data_command(app);
   recforge::register_generate_command(app);
+  recforge::register_convert_command(app);
   recforge::register_tokenize_command(app);
   try {
     app.parse(argc, argv);
