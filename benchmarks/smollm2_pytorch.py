@@ -15,7 +15,9 @@ set: after loading, and its peak during the workload alone (the kernel's peak co
 after loading where /proc/self/clear_refs allows it; otherwise the peak includes loading, and
 `peak_reset` says so). `--only MODE` runs one workload in this process; without it each workload
 runs in a fresh child process, so that each peak is that workload's own. Prints one JSON object
-with every field on stdout and human-readable lines on stderr.
+with every field on stdout and human-readable lines on stderr. On a loaded machine OpenMP's spinning
+threads make the one-token steps far slower; OMP_WAIT_POLICY=PASSIVE (recorded in the report)
+avoids that.
 """
 import argparse
 import ctypes
@@ -255,7 +257,8 @@ def main():
     rows = {args.only: run_one(args)} if args.only else run_children(args)
     report = dict(model=os.path.basename(args.gguf), torch_version=torch.__version__,
                   transformers_version=transformers.__version__, threads=args.threads,
-                  dtype="float32", load_average_before=load_before,
+                  dtype="float32", omp_wait_policy=os.environ.get("OMP_WAIT_POLICY"),
+                  load_average_before=load_before,
                   load_average_after=os.getloadavg(), rows=rows)
     if args.only:  # without it, each child has written its own line
         log(describe(args.only, rows[args.only]))

@@ -51,15 +51,19 @@ HeadView<T> head_view(T* row, const AttentionShape& shape, int h) {
           row + static_cast<int64_t>(shape.num_heads + KV + g) * HS, shape.qkv_channels()};
 }
 
+// A SIMD reduction: the vector lanes sum in a fixed order, so the result is the same on every run
+// of a given build.
 template <typename T>
 T dot(const T* a, const T* b, int n) {
   T sum = 0;
+#pragma omp simd reduction(+ : sum)
   for (int d = 0; d < n; ++d) sum += a[d] * b[d];
   return sum;
 }
 
 template <typename T>
 void axpy(T* y, T alpha, const T* x, int n) {
+#pragma omp simd
   for (int d = 0; d < n; ++d) y[d] += alpha * x[d];
 }
 

@@ -8,10 +8,10 @@
 //   out      [n, NH, HS]           softmax(q·kᵀ/√HS)·v, query i over the keys 0 .. start + i
 // Query head h reads kv head h / (NH / KV), as in kernels/attention.h.
 //
-// CPU: one task per (new token, head); one pass with a running max and sum (online softmax) in
-// double, so no score row is stored. CUDA: one warp per (new token, head); each lane holds HS / 32
-// channels of q and of the output accumulator in registers and the warp streams over the keys,
-// reducing each dot product with shuffles.
+// CPU: one task per (new token, head); one pass with a running max and sum (online softmax, in
+// double) over SIMD dot products and a SIMD accumulator, so no score row is stored. CUDA: one warp
+// per (new token, head); each lane holds HS / 32 channels of q and of the output accumulator in
+// registers and the warp streams over the keys, reducing each dot product with shuffles.
 #pragma once
 
 #include <type_traits>

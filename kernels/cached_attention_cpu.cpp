@@ -6,25 +6,35 @@
 namespace recforge::cpu {
 namespace {
 
-// Query i of head h over the keys 0 .. last of its kv head: one pass, online softmax in double.
+template <typename T>
+T dot(const T* a, const T* b, int n) {
+  T sum = 0;
+#pragma omp simd reduction(+ : sum)
+  for (int d = 0; d < n; ++d) sum += a[d] * b[d];
+  return sum;
+}
+
+// Query i of head h over the keys 0 .. last of its kv head: one pass, online softmax. Dot products
+// and the accumulator are SIMD loops in T (lanes summed in a fixed order); the running max and sum
+// are double.
 template <typename T>
 void attend_one(T* out, const T* q, const T* k_cache, const T* v_cache, int last, int kv_head,
-                const CachedAttentionShape& shape, std::vector<double>& acc) {
+                const CachedAttentionShape& shape, std::vector<T>& acc) {
   const int HS = shape.head_size;
   const int64_t kv_stride = static_cast<int64_t>(shape.num_kv_heads) * HS;
   const double scale = 1.0 / std::sqrt(static_cast<double>(HS));
   double running_max = -INFINITY, sum = 0.0;
-  std::fill(acc.begin(), acc.end(), 0.0);
+  std::fill(acc.begin(), acc.end(), T(0));
   for (int j = 0; j <= last; ++j) {
     const T* k = k_cache + j * kv_stride + static_cast<int64_t>(kv_head) * HS;
     const T* v = v_cache + j * kv_stride + static_cast<int64_t>(kv_head) * HS;
-    double score = 0.0;
-    for (int d = 0; d < HS; ++d) score += static_cast<double>(q[d]) * static_cast<double>(k[d]);
-    score *= scale;
+    const double score = scale * dot(q, k, HS);
     const double new_max = std::max(running_max, score);
-    const double rescale = std::exp(running_max - new_max), weight = std::exp(score - new_max);
+    const T rescale = static_cast<T>(std::exp(running_max - new_max));
+    const T weight = static_cast<T>(std::exp(score - new_max));
     sum = sum * rescale + weight;
-    for (int d = 0; d < HS; ++d) acc[d] = acc[d] * rescale + weight * static_cast<double>(v[d]);
+#pragma omp simd
+    for (int d = 0; d < HS; ++d) acc[d] = acc[d] * rescale + weight * v[d];
     running_max = new_max;
   }
   for (int d = 0; d < HS; ++d) out[d] = static_cast<T>(acc[d] / sum);
@@ -39,7 +49,7 @@ void cached_attention_forward(T* out, const T* q, const T* k_cache, const T* v_c
   const int group = NH / shape.num_kv_heads;
 #pragma omp parallel
   {
-    std::vector<double> acc(HS);
+    std::vector<T> acc(HS);
 #pragma omp for schedule(static)
     for (int64_t task = 0; task < static_cast<int64_t>(n) * NH; ++task) {
       const int i = static_cast<int>(task / NH), h = static_cast<int>(task % NH);

@@ -13,15 +13,15 @@ namespace {
 
 // ---- One storage type T (float, double): BLAS in T ------------------------------------------
 
-// Each thread computes a slice of the output: its rows when there are rows enough for every
-// thread, else (decoding one token at a time: N = 1) its output columns, out[:, outs] =
-// inp · weight[outs]ᵀ, so a matrix-vector product still uses every core.
+// Each thread computes a slice of the output along its longer side: its rows when N ≥ OC, else its
+// output columns, out[:, outs] = inp · weight[outs]ᵀ — so each thread packs only its share of the
+// weight (a short prompt), and a matrix-vector product (decoding one token: N = 1) uses every core.
 template <typename T>
 void blas_forward(T* out, const T* inp, const T* weight, const T* bias, int N, int C, int OC) {
 #pragma omp parallel
   {
     const int t = omp_get_thread_num(), threads = omp_get_num_threads();
-    const bool by_rows = N >= threads;
+    const bool by_rows = N >= OC;
     const Range rows = by_rows ? partition(N, t, threads) : Range{0, N};
     const Range outs = by_rows ? Range{0, OC} : partition(OC, t, threads);
     if (rows.size() > 0 && outs.size() > 0) {

@@ -125,6 +125,7 @@ void run_llm_bench(const LlmBenchOptions& options) {
   LlamaModel<float> model(ctx, pretrained.config, std::max(max_tokens, options.prompt_tokens),
                           false);
   model.load_parameters(pretrained.parameters);
+  std::vector<float>().swap(pretrained.parameters);  // the model holds its own copy
   nlohmann::json report = {{"model", options.model},
                            {"threads", omp_get_max_threads()},
                            {"precision", options.precision},
