@@ -10,18 +10,25 @@
 // Sequence b holds the tokens offsets[b] .. offsets[b+1]; tokens never attend across sequences.
 // Causal: token i attends to the tokens j <= i of its sequence; bidirectional: to all of them.
 //
-// Forward: for a tile of queries, stream over tiles of keys keeping a running max m, running sum l
-// and an unnormalized output accumulator (online softmax); out = acc / l and lse = m + log l.
-// No score matrix larger than one tile exists, and K/V are never repeated in memory. Backward
+// Forward (CUDA): for a tile of queries, stream over tiles of keys keeping a running max m, running
+// sum l and an unnormalized output accumulator (online softmax); out = acc / l and lse = m + log l.
+// No score matrix larger than one tile exists, and K/V are never repeated in memory. The CPU
+// backend takes 64 queries at a time against every key they see, as BLAS products: the scores
+// panel [64, T] = Q·Kᵀ, its exact row softmax, out = P·V (a per-thread panel of 64 × T scores,
+// T the longest sequence). Backward
 // recomputes each probability from the saved lse, P_ij = exp(q_i·k_j/√HS − lse_i), and with
 // D_i = Σ_d dout_i ⊙ out_i:
 //   dv_j += Σ_i P_ij dout_i,   dS_ij = P_ij (dout_i·v_j − D_i),
 //   dq_i += Σ_j dS_ij k_j / √HS,   dk_j += Σ_i dS_ij q_i / √HS,
 // where dk and dv of a key/value head also sum over the query heads of its group, in head order
 // (each kv head's gradients have one writer: deterministic, no atomics). dqkv has qkv's layout.
+// On the CPU the backward's five products per query tile are BLAS calls too (dV += Pᵀ·dO,
+// dP = dO·Vᵀ, dQ += dS·K, dK += dSᵀ·Q), the query tiles of a head visited in order.
 // Every row has at least one key (itself), so no row is ever empty and no NaN can appear;
-// sequences of length 0 contribute nothing. With bf16 storage, D is taken from the stored (rounded)
-// out, as the backward sees it.
+// sequences of length 0 contribute nothing. D comes from the stored out (with bf16 storage the
+// rounded out, as the backward sees it), except in the CPU's fp32 and fp64 backward, whose query
+// tiles hold every key a row sees: there D_i = Σ_j P_ij (dout_i·v_j), the sum autograd's softmax
+// backward forms.
 #pragma once
 
 #include <cstdint>
