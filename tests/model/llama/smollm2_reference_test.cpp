@@ -4,11 +4,14 @@
 // weights, run by RECFORGE_REFERENCE_PYTHON): the next-token logits after 20 real prompts — ten
 // TALLRec and ten S-DPO prompts from RECFORGE_DATA_DIR (default ../shared/data), as ChatML user
 // turns — agree within 1e-4 relative in fp32, and greedy generation of 32 tokens is
-// token-identical on four of them. Skips, saying why, without the model, the data or the Python.
+// token-identical on four of them. Without the data sets (a clone outside the workplace), 20
+// prompts written here in the same two styles stand in, and the test says so. Skips, saying why,
+// without the model or the Python.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
 #include <fstream>
+#include <iostream>
 #include <nlohmann/json.hpp>
 #include <optional>
 
@@ -91,6 +94,37 @@ std::vector<std::string> sdpo_prompts(int count) {
   return prompts;
 }
 
+// Stand-ins in the TALLRec and S-DPO styles when ../shared/data is not there.
+std::vector<std::string> built_in_prompts() {
+  const char* liked[] = {"\"Heat (1995)\", \"Fargo (1996)\"", "\"Emma (1996)\"",
+                         "\"Alien (1979)\", \"Aliens (1986)\", \"Brazil (1985)\"",
+                         "\"Babe (1995)\", \"Toy Story (1995)\"", "\"Casablanca (1942)\""};
+  const char* targets[] = {"\"Se7en (1995)\"", "\"Sense and Sensibility (1995)\"",
+                           "\"Twelve Monkeys (1995)\"", "\"Jumanji (1995)\"", "\"Vertigo (1958)\""};
+  const char* artists[] = {"Radiohead, Portishead, Massive Attack", "Shakira, Beyoncé, Rihanna",
+                           "Metallica, Slayer, Megadeth", "Miles Davis, John Coltrane",
+                           "Björk, Sigur Rós, Múm"};
+  const char* candidates[] = {"Tricky, Coldplay, Muse, Moby", "Madonna, Adele, Kesha, Sia",
+                              "Anthrax, Pantera, ABBA, Toto", "Bill Evans, Nirvana, Oasis, Blur",
+                              "Amiina, Daft Punk, Air, Keane"};
+  std::vector<std::string> prompts;
+  for (int i = 0; i < 10; ++i) {
+    prompts.push_back(std::string("Given the user's preference and unpreference, identify whether "
+                                  "the user will like the target movie by answering \"Yes.\" or "
+                                  "\"No.\".\nUser Preference: ") +
+                      liked[i % 5] + "\nUser Unpreference: " + liked[(i + 2) % 5] +
+                      "\nWhether the user will like the target movie " + targets[i % 5] + "?");
+  }
+  for (int i = 0; i < 10; ++i) {
+    prompts.push_back(std::string("This person has listened to music from ") + artists[i % 5] +
+                      (i >= 5 ? ", and more recently " + std::string(artists[(i + 1) % 5]) : "") +
+                      ". Please predict the next band or artist this person will listen to. "
+                      "Choose the answer from the following band names: " +
+                      candidates[i % 5] + ". Answer:");
+  }
+  return prompts;
+}
+
 class SmolLM2ReferenceTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -104,10 +138,16 @@ class SmolLM2ReferenceTest : public ::testing::Test {
     if (!pretrained_) GTEST_SKIP() << "RECFORGE_SMOLLM2_GGUF is not set (tools/fetch-model.sh DIR)";
     python_ = environment("RECFORGE_REFERENCE_PYTHON");
     if (!python_) GTEST_SKIP() << "RECFORGE_REFERENCE_PYTHON (a Python with `gguf`) is not set";
-    if (!fs::exists(data_dir() / "tallrec")) GTEST_SKIP() << "no prompt data in " << data_dir();
     const Tokenizer tokenizer(pretrained_->tokenizer);
-    std::vector<std::string> texts = tallrec_prompts(kPromptsPerSource);
-    for (std::string& text : sdpo_prompts(kPromptsPerSource)) texts.push_back(std::move(text));
+    std::vector<std::string> texts;
+    if (fs::exists(data_dir() / "tallrec") && fs::exists(data_dir() / "sdpo-lastfm")) {
+      texts = tallrec_prompts(kPromptsPerSource);
+      for (std::string& text : sdpo_prompts(kPromptsPerSource)) texts.push_back(std::move(text));
+    } else {
+      std::cout << "[  note    ] no prompt data in " << data_dir()
+                << " (RECFORGE_DATA_DIR): 20 built-in prompts in the same styles instead\n";
+      texts = built_in_prompts();
+    }
     for (const std::string& text : texts) {
       const ChatMessage message{"user", text};
       prompts_.push_back(tokenizer.encode_chatml(std::span(&message, 1), true));

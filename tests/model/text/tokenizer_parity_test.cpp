@@ -5,7 +5,7 @@
 // list of crafted texts (accents, emoji, CJK, digits, whitespace runs, contractions, special
 // tokens, bytes that are not UTF-8). Needs RECFORGE_REFERENCE_PYTHON (a Python with `tokenizers`
 // and `gguf`) and RECFORGE_SMOLLM2_GGUF; skipped without them. Data sets missing from
-// ../shared/data are left out with a note.
+// RECFORGE_DATA_DIR (default ../shared/data) are left out with a note.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -197,7 +197,8 @@ std::vector<std::string> crafted_texts() {
 
 // The texts the test compares, with a count per source printed.
 std::vector<std::string> all_texts() {
-  const fs::path data = RECFORGE_SHARED_DATA;
+  const char* data_override = std::getenv("RECFORGE_DATA_DIR");
+  const fs::path data = data_override && *data_override ? data_override : RECFORGE_SHARED_DATA;
   std::vector<std::string> texts = crafted_texts();
   auto add = [&](const std::string& what, const fs::path& needed, auto&& adder) {
     if (!fs::exists(needed)) {
