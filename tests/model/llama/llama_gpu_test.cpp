@@ -1,8 +1,10 @@
 // The Llama model on the CUDA backend against the CPU backend on the same weights and batch:
 // logits, loss and every gradient of the whole base (fp32), the adapters' gradients over a frozen
 // base in fp32 and bf16 storage, and greedy generation with the key/value cache. Suites *Gpu*
-// (label gpu): they skip without a device.
+// (label gpu): they skip without a device. Beside them, the CPU step's determinism.
 #include <gtest/gtest.h>
+
+#include <cmath>
 
 #include "model/llama/generator.h"
 #include "tests/support/backends.h"
@@ -66,6 +68,21 @@ LlamaRun run_model(const Context& ctx, Precision precision, bool lora) {
   model.backward(batch, true);
   run.gradients = lora ? model.adapter_gradients().download() : model.gradients().download();
   return run;
+}
+
+// Determinism on the CPU (and the helper above exercised where no GPU is): two runs of the same
+// step give the same bits.
+TEST(LlamaDeterminismTest, TwoRunsGiveBitwiseEqualLogitsAndGradients) {
+  const Context cpu = Context::cpu();
+  for (auto [precision, lora] :
+       {std::pair{Precision::kFp32, false}, std::pair{Precision::kBf16, true}}) {
+    const LlamaRun first = run_model(cpu, precision, lora),
+                   second = run_model(cpu, precision, lora);
+    EXPECT_EQ(first.logits, second.logits);
+    EXPECT_EQ(first.gradients, second.gradients);
+    EXPECT_EQ(first.loss, second.loss);
+    EXPECT_TRUE(std::isfinite(first.loss) && first.loss > 0.0);
+  }
 }
 
 struct GpuCase {
