@@ -6,8 +6,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
-#include <cmath>
 #include <climits>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <set>

@@ -46,8 +46,8 @@ class StateFields {
     const json& value = at(path);
     if (!value.is_number_integer()) fail(path, "expected an integer, got ", value.dump());
     const bool is_unsigned = value.is_number_unsigned();
-    const int64_t v = is_unsigned && value.get<uint64_t>() > INT64_MAX ? INT64_MAX
-                                                                        : value.get<int64_t>();
+    const int64_t v =
+        is_unsigned && value.get<uint64_t>() > INT64_MAX ? INT64_MAX : value.get<int64_t>();
     if (v < low || v > high) fail(path, "expected an integer in [", low, ", ", high, "], got ", v);
     return v;
   }
@@ -233,12 +233,12 @@ LoopState StageCheckpoints::restore(const fs::path& dir, Decoder<float>& model, 
   const LoopState state = read_loop_state(data.trainer_state, state_file);
   const std::string changed =
       changed_data_order(data.trainer_state.value("data_order", json()), recorded_["data_order"]);
-  RECFORGE_CHECK(changed.empty() || allow_config_change, "cannot resume from ", dir.string(),
-                 ": ", changed, "; the resumed run would see other batches than the interrupted ",
+  RECFORGE_CHECK(changed.empty() || allow_config_change, "cannot resume from ", dir.string(), ": ",
+                 changed, "; the resumed run would see other batches than the interrupted ",
                  "one. Resume with the same setting, or pass --allow-config-change");
   load_weights(dir, data, model);
-  RECFORGE_CHECK(data.adam_m.size() == static_cast<size_t>(optimizer.num_trainable()),
-                 dir.string(), "/optimizer.safetensors holds moments of ", data.adam_m.size(),
+  RECFORGE_CHECK(data.adam_m.size() == static_cast<size_t>(optimizer.num_trainable()), dir.string(),
+                 "/optimizer.safetensors holds moments of ", data.adam_m.size(),
                  " parameters, the stage trains ", optimizer.num_trainable(),
                  " (did finetune change?)");
   optimizer.restore(data.adam_m, data.adam_v, data.trainer_state["adam_steps"].get<int>());

@@ -361,14 +361,10 @@ std::string tokenizer_spec_to_json(const TokenizerSpec& spec) {
                 {"ignore_merges", spec.ignore_merges},
                 {"vocab", std::move(vocab)},
                 {"merges", spec.merges}};
-  const json root = {{"version", "1.0"},
-                     {"truncation", nullptr},
-                     {"padding", nullptr},
-                     {"added_tokens", added_tokens_json(spec)},
-                     {"normalizer", nullptr},
-                     {"pre_tokenizer", pre_tokenizer_json(spec.pre)},
-                     {"post_processor", nullptr},
-                     {"decoder", byte_level_json(true)},
+  const json root = {{"version", "1.0"},          {"truncation", nullptr},
+                     {"padding", nullptr},        {"added_tokens", added_tokens_json(spec)},
+                     {"normalizer", nullptr},     {"pre_tokenizer", pre_tokenizer_json(spec.pre)},
+                     {"post_processor", nullptr}, {"decoder", byte_level_json(true)},
                      {"model", std::move(model)}};
   try {
     return root.dump(1);

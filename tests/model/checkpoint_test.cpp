@@ -4,14 +4,13 @@
 #include "model/checkpoint.h"
 
 #include <gtest/gtest.h>
-
-#include <cmath>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <fstream>
 #include <functional>
 #include <random>

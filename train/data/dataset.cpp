@@ -339,12 +339,16 @@ void check_output(const fs::path& output, bool overwrite) {
   if (fs::is_empty(output)) return;
   if (!holds_dataset(output)) {
     const std::string example = fs::directory_iterator(output)->path().filename().string();
-    throw Error("output " + output.string() + " is a directory that is not a recforge dataset (it "
-                "holds \"" + example + "\" among others): it would be deleted; choose a new "
+    throw Error("output " + output.string() +
+                " is a directory that is not a recforge dataset (it "
+                "holds \"" +
+                example +
+                "\" among others): it would be deleted; choose a new "
                 "directory, or empty this one");
   }
   if (!overwrite) {
-    throw Error("output " + output.string() + " already holds a dataset: add --overwrite to "
+    throw Error("output " + output.string() +
+                " already holds a dataset: add --overwrite to "
                 "replace it (atomically, once the new one is complete), or choose a new directory");
   }
 }
