@@ -53,16 +53,6 @@ HeadView<T> head_view(T* row, const AttentionShape& shape, int h) {
           row + static_cast<int64_t>(shape.num_heads + KV + g) * HS, shape.qkv_channels()};
 }
 
-// A SIMD reduction: the vector lanes sum in a fixed order, so the result is the same on every run
-// of a given build.
-template <typename T>
-T dot(const T* a, const T* b, int n) {
-  T sum = 0;
-#pragma omp simd reduction(+ : sum)
-  for (int d = 0; d < n; ++d) sum += a[d] * b[d];
-  return sum;
-}
-
 // The longest sequence of the batch (the width of the score panels).
 int longest_sequence(const PackedSequences& seqs) {
   int longest = 1;
@@ -136,8 +126,8 @@ void tile_output_gradients(T* dP, T* delta, const HeadView<const T>& in, const T
     T* dp = dP + static_cast<int64_t>(i) * kn;
     T row_delta = 0;
     if (out != nullptr) {
-      for (int j = 0; j < kn; ++j) dp[j] = dot(dout_row, in.v(j), HS);
-      row_delta = dot(dout_row, out + (q0 + i) * out_stride, HS);
+      for (int j = 0; j < kn; ++j) dp[j] = simd_dot(dout_row, in.v(j), HS);
+      row_delta = simd_dot(dout_row, out + (q0 + i) * out_stride, HS);
     } else {
       const T* p = P + static_cast<int64_t>(i) * kn;
 #pragma omp simd reduction(+ : row_delta)

@@ -2,17 +2,10 @@
 #include <vector>
 
 #include "kernels/cached_attention.h"
+#include "kernels/cpu_math.h"
 
 namespace recforge::cpu {
 namespace {
-
-template <typename T>
-T dot(const T* a, const T* b, int n) {
-  T sum = 0;
-#pragma omp simd reduction(+ : sum)
-  for (int d = 0; d < n; ++d) sum += a[d] * b[d];
-  return sum;
-}
 
 // Query i of head h over the keys 0 .. last of its kv head: one pass, online softmax. Dot products
 // and the accumulator are SIMD loops in T (lanes summed in a fixed order); the running max and sum
@@ -28,7 +21,7 @@ void attend_one(T* out, const T* q, const T* k_cache, const T* v_cache, int last
   for (int j = 0; j <= last; ++j) {
     const T* k = k_cache + j * kv_stride + static_cast<int64_t>(kv_head) * HS;
     const T* v = v_cache + j * kv_stride + static_cast<int64_t>(kv_head) * HS;
-    const double score = scale * dot(q, k, HS);
+    const double score = scale * simd_dot(q, k, HS);
     const double new_max = std::max(running_max, score);
     const T rescale = static_cast<T>(std::exp(running_max - new_max));
     const T weight = static_cast<T>(std::exp(score - new_max));

@@ -9,6 +9,16 @@
 
 namespace recforge::cpu {
 
+// Σ a[i]·b[i] as a SIMD reduction: the vector lanes sum in a fixed order, so the result is the
+// same on every run of a given build.
+template <typename T>
+T simd_dot(const T* a, const T* b, int n) {
+  T sum = 0;
+#pragma omp simd reduction(+ : sum)
+  for (int i = 0; i < n; ++i) sum += a[i] * b[i];
+  return sum;
+}
+
 // exp(x) for float, within 2 ulp on [−87.3, 88.7]; 0 below (including −∞).
 //   exp(x) = 2ⁿ · exp(r),  n = round(x·log₂e),  r = x − n·ln2 ∈ [−ln2/2, ln2/2]
 // n is rounded by adding and subtracting 1.5·2²³ (exact for |x·log₂e| < 2²²). ln2 is split into a

@@ -42,22 +42,15 @@ CallScratch<T>& call_scratch() {
   return scratch;
 }
 
-template <typename T>
-T dot(const T* a, const T* b, int C) {
-  T sum = 0;
-#pragma omp simd reduction(+ : sum)
-  for (int c = 0; c < C; ++c) sum += a[c] * b[c];
-  return sum;
-}
-
 // One row: `row` [P] holds h · e_j / τ on entry. Returns the loss; with `scale` = loss_scale / τ
 // non-zero (a backward), leaves dS[n, j] / τ in `row` and dS_pos / τ in *dpos.
 template <typename T>
 T row_forward_backward(T* row, T* dpos, const T* h, const SampledSoftmaxInputs<T>& in,
                        int32_t positive, T log_q_positive, T scale, bool backward) {
   const T inv_temperature = T(1) / in.temperature;
-  const T s_pos = dot(h, in.wte + static_cast<int64_t>(positive) * in.C, in.C) * inv_temperature -
-                  log_q_positive;
+  const T s_pos =
+      simd_dot(h, in.wte + static_cast<int64_t>(positive) * in.C, in.C) * inv_temperature -
+      log_q_positive;
   T max = s_pos;
   for (int j = 0; j < in.P; ++j) {
     row[j] = sampled_negative_logit(row[j], in.log_q_negative[j], in.negatives[j], positive);

@@ -4,6 +4,8 @@
 
 #include <cstdint>
 
+#include "kernels/buffer.h"
+
 namespace recforge {
 
 // Hands out consecutive [rows, width] slices of one buffer, each starting on a 64-byte boundary
@@ -26,5 +28,17 @@ class ActivationCarver {
   int64_t rows_;
   int64_t used_ = 0;
 };
+
+// A buffer on `device` holding exactly what `carve` (called with an ActivationCarver<T> over `rows`
+// rows) takes: measured with a null base, allocated, then carved for real.
+template <typename T, typename Carve>
+Buffer<T> carved_buffer(Device device, int64_t rows, Carve carve) {
+  ActivationCarver<T> measure(nullptr, rows);
+  carve(measure);
+  Buffer<T> buffer(device, measure.used());
+  ActivationCarver<T> real(buffer.data(), rows);
+  carve(real);
+  return buffer;
+}
 
 }  // namespace recforge

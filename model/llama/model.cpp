@@ -120,11 +120,7 @@ void LlamaModel<T>::allocate_activations() {
     final_rstd_ = a.take(1);
     scratch_ = {a.take(qw), a.take(kvw), a.take(kvw), a.take(C)};
   };
-  ActivationCarver<T> measure(nullptr, max_tokens_);
-  carve(measure);
-  activations_ = Buffer<T>(ctx_.device(), measure.used());
-  ActivationCarver<T> real(activations_.data(), max_tokens_);
-  carve(real);
+  activations_ = carved_buffer<T>(ctx_.device(), max_tokens_, carve);
 }
 
 template <typename T>
@@ -169,11 +165,7 @@ void LlamaModel<T>::allocate_gradient_scratch() {
              a.take(qw), a.take(kvw), a.take(kvw), a.take(F), a.take(F),
              a.take(F),  a.take(qw),  a.take(H)};
   };
-  ActivationCarver<T> measure(nullptr, max_tokens_);
-  carve(measure);
-  gradient_scratch_ = Buffer<T>(ctx_.device(), measure.used());
-  ActivationCarver<T> real(gradient_scratch_.data(), max_tokens_);
-  carve(real);
+  gradient_scratch_ = carved_buffer<T>(ctx_.device(), max_tokens_, carve);
 }
 
 template <typename T>
@@ -596,11 +588,7 @@ void LlamaModel<T>::allocate_lora_activations() {
     lora_du_ = a.take(r);
     lora_dropped_ = lora_config_->dropout > 0.0f ? a.take(max_in) : nullptr;
   };
-  ActivationCarver<T> measure(nullptr, max_tokens_);
-  carve(measure);
-  lora_activations_ = Buffer<T>(ctx_.device(), measure.used());
-  ActivationCarver<T> real(lora_activations_.data(), max_tokens_);
-  carve(real);
+  lora_activations_ = carved_buffer<T>(ctx_.device(), max_tokens_, carve);
   for (int l = 0; l < config_.n_layer; ++l) {
     for (LlamaLinear linear : targets) {
       LoraSite& site = lora_sites_[l][index_of(linear)];

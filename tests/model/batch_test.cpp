@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "kernels/cross_entropy.h"
+#include "tests/support/errors.h"
 
 namespace recforge {
 namespace {
@@ -16,15 +17,6 @@ ModelConfig small_config() {
   config.n_head = 1;
   return config;
 }
-
-// EXPECT that `statement` throws recforge::Error whose message contains `fragment`.
-#define EXPECT_ERROR_CONTAINS(statement, fragment)                                  \
-  try {                                                                             \
-    statement;                                                                      \
-    ADD_FAILURE() << "expected recforge::Error containing '" << fragment << "'";    \
-  } catch (const Error& e) {                                                        \
-    EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what(); \
-  }
 
 TEST(PackPadded, KeepsOnlyTheFirstLengthTokensOfEachRow) {
   std::vector<int32_t> tokens = {1, 2, 3, 0,  //

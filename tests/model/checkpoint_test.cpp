@@ -19,19 +19,12 @@
 #include "kernels/check.h"
 #include "model/parameters.h"
 #include "model/safetensors.h"
+#include "tests/support/errors.h"
 
 namespace recforge {
 namespace {
 
 namespace fs = std::filesystem;
-
-#define EXPECT_ERROR_CONTAINS(statement, fragment)                                  \
-  try {                                                                             \
-    statement;                                                                      \
-    ADD_FAILURE() << "expected recforge::Error containing '" << fragment << "'";    \
-  } catch (const Error& e) {                                                        \
-    EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what(); \
-  }
 
 ModelConfig small_config(int vocab_size = 50) {
   ModelConfig config;

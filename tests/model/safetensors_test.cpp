@@ -8,20 +8,12 @@
 #include <fstream>
 
 #include "kernels/check.h"
+#include "tests/support/errors.h"
 
 namespace recforge {
 namespace {
 
 namespace fs = std::filesystem;
-
-// EXPECT that `statement` throws recforge::Error whose message contains `fragment`.
-#define EXPECT_ERROR_CONTAINS(statement, fragment)                                  \
-  try {                                                                             \
-    statement;                                                                      \
-    ADD_FAILURE() << "expected recforge::Error containing '" << fragment << "'";    \
-  } catch (const Error& e) {                                                        \
-    EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what(); \
-  }
 
 // A file's bytes: the 8-byte length (`header.size()` unless given), the header, `data_bytes`
 // bytes of data counting up from 0.

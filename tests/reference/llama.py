@@ -14,6 +14,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from training_reference import write_step_references
+
 torch.set_default_dtype(torch.float64)
 
 LINEARS = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
@@ -113,33 +115,7 @@ def model(directory):
         logits = m.hidden(p, tokens, positions, offsets) @ p[head].t()
         return F.cross_entropy(logits, targets, ignore_index=-1), logits
 
-    def save(name, value):
-        np.save(pathlib.Path(directory) / f"ref_{name}.npy",
-                np.asarray(value.detach().numpy() if torch.is_tensor(value) else value,
-                           dtype=np.float64))
-
-    loss, logits = loss_and_logits()
-    loss.backward()
-    save("logits", logits)
-    save("loss", loss)
-    for name in trained:
-        save("grad." + name, p[name].grad)
-
-    decayed = [p[n] for n in trained if p[n].dim() == 2]
-    not_decayed = [p[n] for n in trained if p[n].dim() == 1]
-    groups = [{"params": decayed, "weight_decay": m.scalar("weight_decay")}]
-    if not_decayed:
-        groups.append({"params": not_decayed, "weight_decay": 0.0})
-    optimizer = torch.optim.AdamW(groups, lr=m.scalar("lr"),
-                                  betas=(m.scalar("beta1"), m.scalar("beta2")), eps=m.scalar("eps"))
-    losses = []
-    for _ in range(int(m.scalar("steps"))):
-        optimizer.zero_grad()
-        loss, _ = loss_and_logits()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    save("losses", losses)
+    write_step_references(directory, loss_and_logits, p, trained, m.scalar)
 
 
 if __name__ == "__main__":

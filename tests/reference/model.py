@@ -12,6 +12,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from training_reference import write_step_references
+
 torch.set_default_dtype(torch.float64)
 
 
@@ -84,32 +86,7 @@ def decoder(directory):
         logits = hidden @ p["wte"].t()
         return F.cross_entropy(logits, targets, ignore_index=-1), logits
 
-    def save(name, value):
-        np.save(pathlib.Path(directory) / f"ref_{name}.npy",
-                np.asarray(value.detach().numpy() if torch.is_tensor(value) else value,
-                           dtype=np.float64))
-
-    loss, logits = loss_and_logits()
-    loss.backward()
-    save("logits", logits)
-    save("loss", loss)
-    for name in names:
-        save("grad." + name, p[name].grad)
-
-    decayed = [p[n] for n in names if p[n].dim() == 2]
-    not_decayed = [p[n] for n in names if p[n].dim() == 1]
-    optimizer = torch.optim.AdamW(
-        [{"params": decayed, "weight_decay": scalar("weight_decay")},
-         {"params": not_decayed, "weight_decay": 0.0}],
-        lr=scalar("lr"), betas=(scalar("beta1"), scalar("beta2")), eps=scalar("eps"))
-    losses = []
-    for _ in range(int(scalar("steps"))):
-        optimizer.zero_grad()
-        loss, _ = loss_and_logits()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    save("losses", losses)
+    write_step_references(directory, loss_and_logits, p, names, scalar)
 
 
 if __name__ == "__main__":

@@ -96,4 +96,9 @@ std::vector<int32_t> random_ints(std::mt19937_64& rng, size_t n, int32_t low, in
   return out;
 }
 
+const char* environment(const char* name) {
+  const char* value = std::getenv(name);
+  return value && *value ? value : nullptr;
+}
+
 }  // namespace recforge::testing

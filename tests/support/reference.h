@@ -49,6 +49,10 @@ double relative_error(std::span<const double> out, std::span<const double> ref);
 // Prints "[  rel_err ] <what>: <err>" so every run shows its measured errors.
 void report_error(const std::string& what, double error);
 
+// The value of an environment variable, or null when it is unset or empty (the model file and the
+// Python interpreters the reference tests need are named this way; without them they skip).
+const char* environment(const char* name);
+
 // A seed that differs between runs (printed, so a failure can be replayed with RECFORGE_TEST_SEED).
 uint64_t fresh_seed();
 

@@ -14,6 +14,7 @@
 #include "kernels/check.h"
 #include "model/formats/gguf.h"
 #include "tests/support/npy.h"
+#include "tests/support/reference.h"
 
 #ifndef RECFORGE_SOURCE_DIR
 #error "RECFORGE_SOURCE_DIR must point at the source tree"
@@ -23,11 +24,7 @@ namespace recforge {
 namespace {
 
 namespace fs = std::filesystem;
-
-const char* environment(const char* name) {
-  const char* value = std::getenv(name);
-  return value && *value ? value : nullptr;
-}
+using testing::environment;
 
 class SmolLM2GgufTest : public ::testing::Test {
  protected:

@@ -13,6 +13,7 @@
 #include <optional>
 
 #include "kernels/check.h"
+#include "tests/support/errors.h"
 #include "tests/support/gguf_builder.h"
 
 namespace recforge {
@@ -25,15 +26,6 @@ using testing::u16_bytes;
 
 namespace fs = std::filesystem;
 using T = GgufValueType;
-
-// EXPECT that `statement` throws recforge::Error whose message contains `fragment`.
-#define EXPECT_ERROR_CONTAINS(statement, fragment)                                  \
-  try {                                                                             \
-    statement;                                                                      \
-    ADD_FAILURE() << "expected recforge::Error containing '" << fragment << "'";    \
-  } catch (const Error& e) {                                                        \
-    EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what(); \
-  }
 
 // One Q8_0 block: scale 0.5 (f16 0x3800), q = j − 16 → 0.5·(j − 16).
 std::vector<uint8_t> q8_0_block() {

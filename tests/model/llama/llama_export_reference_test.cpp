@@ -12,6 +12,7 @@
 
 #include "model/llama/export.h"
 #include "model/llama/model.h"
+#include "tests/model/llama/small_llama.h"
 #include "tests/model/text/tiny_vocab.h"
 #include "tests/support/npy.h"
 #include "tests/support/reference.h"
@@ -26,16 +27,8 @@ namespace {
 namespace fs = std::filesystem;
 
 LlamaConfig export_config() {
-  LlamaConfig config;
-  config.vocab_size = static_cast<int>(testing::tiny_spec().tokens.size());
-  config.d_model = 64;
-  config.n_layer = 2;
-  config.n_head = 4;
-  config.n_kv_head = 2;
-  config.head_dim = 32;
-  config.ffn_dim = 96;
-  config.max_len = 64;
-  config.rotary_dim = 32;
+  LlamaConfig config =
+      testing::small_llama_config(static_cast<int>(testing::tiny_spec().tokens.size()));
   config.rope_base = 10000.0f;
   config.tied_embeddings = false;
   return config;
@@ -44,8 +37,8 @@ LlamaConfig export_config() {
 class LlamaExportReferenceTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    python_ = std::getenv("RECFORGE_HF_PYTHON");
-    if (!python_ || !*python_) {
+    python_ = testing::environment("RECFORGE_HF_PYTHON");
+    if (!python_) {
       GTEST_SKIP() << "RECFORGE_HF_PYTHON (a Python with torch 2.x, transformers, peft) is not set";
     }
     std::mt19937_64 rng(testing::fresh_seed());

@@ -16,6 +16,7 @@
 #include "model/llama/weights.h"
 #include "model/safetensors.h"
 #include "tests/model/text/tiny_vocab.h"
+#include "tests/support/errors.h"
 #include "tests/support/gguf_builder.h"
 #include "tests/support/reference.h"
 
@@ -24,14 +25,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-#define EXPECT_ERROR_CONTAINS(statement, fragment)                                  \
-  try {                                                                             \
-    statement;                                                                      \
-    ADD_FAILURE() << "expected recforge::Error containing '" << fragment << "'";    \
-  } catch (const Error& e) {                                                        \
-    EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what(); \
-  }
 
 LlamaConfig tiny_config(bool tied) {
   LlamaConfig config;

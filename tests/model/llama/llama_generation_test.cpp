@@ -10,24 +10,13 @@
 #include "kernels/context.h"
 #include "model/llama/generator.h"
 #include "model/llama/scoring.h"
+#include "tests/model/llama/small_llama.h"
 #include "tests/support/reference.h"
 
 namespace recforge {
 namespace {
 
-LlamaConfig small_config() {
-  LlamaConfig config;
-  config.vocab_size = 61;
-  config.d_model = 64;
-  config.n_layer = 2;
-  config.n_head = 4;
-  config.n_kv_head = 2;
-  config.head_dim = 32;
-  config.ffn_dim = 96;
-  config.max_len = 64;
-  config.rotary_dim = 32;
-  return config;
-}
+LlamaConfig small_config() { return testing::small_llama_config(61); }
 
 // A model with random weights (std 0.3: peaked logits, so argmax ties are practically impossible).
 std::unique_ptr<LlamaModel<float>> random_model(const LlamaConfig& config, int max_tokens,

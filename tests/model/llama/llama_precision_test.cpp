@@ -6,22 +6,14 @@
 
 #include "kernels/bf16.h"
 #include "model/llama/generator.h"
+#include "tests/model/llama/small_llama.h"
 #include "tests/support/reference.h"
 
 namespace recforge {
 namespace {
 
 LlamaConfig config_of(Precision precision) {
-  LlamaConfig config;
-  config.vocab_size = 71;
-  config.d_model = 64;
-  config.n_layer = 2;
-  config.n_head = 4;
-  config.n_kv_head = 2;
-  config.head_dim = 32;
-  config.ffn_dim = 96;
-  config.max_len = 64;
-  config.rotary_dim = 32;
+  LlamaConfig config = testing::small_llama_config(71);
   config.precision = precision;
   return config;
 }

@@ -29,15 +29,11 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
+using testing::environment;
 
 constexpr int kPromptsPerSource = 10;
 constexpr int kGreedyPrompts = 4;
 constexpr int kNewTokens = 32;
-
-const char* environment(const char* name) {
-  const char* value = std::getenv(name);
-  return value && *value ? value : nullptr;
-}
 
 fs::path data_dir() {
   if (const char* dir = environment("RECFORGE_DATA_DIR")) return dir;

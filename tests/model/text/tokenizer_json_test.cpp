@@ -13,6 +13,7 @@
 
 #include "kernels/check.h"
 #include "tests/model/text/tiny_vocab.h"
+#include "tests/support/errors.h"
 
 namespace recforge {
 namespace {
@@ -21,14 +22,6 @@ using nlohmann::json;
 using testing::kHello;
 using testing::kImStart;
 using testing::tiny_spec;
-
-#define EXPECT_ERROR_CONTAINS(statement, fragment)                                  \
-  try {                                                                             \
-    statement;                                                                      \
-    ADD_FAILURE() << "expected recforge::Error containing '" << fragment << "'";    \
-  } catch (const Error& e) {                                                        \
-    EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what(); \
-  }
 
 json byte_level(bool use_regex) {
   return {{"type", "ByteLevel"},

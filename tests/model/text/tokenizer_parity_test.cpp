@@ -20,6 +20,7 @@
 #include "model/text/byte_level.h"
 #include "model/text/tokenizer.h"
 #include "model/text/tokenizer_json.h"
+#include "tests/support/reference.h"
 
 namespace recforge {
 namespace {
@@ -197,8 +198,8 @@ std::vector<std::string> crafted_texts() {
 
 // The texts the test compares, with a count per source printed.
 std::vector<std::string> all_texts() {
-  const char* data_override = std::getenv("RECFORGE_DATA_DIR");
-  const fs::path data = data_override && *data_override ? data_override : RECFORGE_SHARED_DATA;
+  const char* data_override = testing::environment("RECFORGE_DATA_DIR");
+  const fs::path data = data_override ? data_override : RECFORGE_SHARED_DATA;
   std::vector<std::string> texts = crafted_texts();
   auto add = [&](const std::string& what, const fs::path& needed, auto&& adder) {
     if (!fs::exists(needed)) {
@@ -283,8 +284,8 @@ std::string spellable(const Tokenizer& tokenizer, std::string_view text) {
 }
 
 TEST(SmolLM2ParityTest, MatchesHuggingFaceOnPromptsTitlesAndCraftedTexts) {
-  const char* python = std::getenv("RECFORGE_REFERENCE_PYTHON");
-  const char* gguf = std::getenv("RECFORGE_SMOLLM2_GGUF");
+  const char* python = testing::environment("RECFORGE_REFERENCE_PYTHON");
+  const char* gguf = testing::environment("RECFORGE_SMOLLM2_GGUF");
   if (python == nullptr || gguf == nullptr) {
     GTEST_SKIP() << "set RECFORGE_REFERENCE_PYTHON (a Python with the `tokenizers` and `gguf` "
                     "packages) and RECFORGE_SMOLLM2_GGUF (SmolLM2-135M-Instruct's GGUF file)";

@@ -8,6 +8,7 @@
 
 #include "kernels/check.h"
 #include "tests/model/text/tiny_vocab.h"
+#include "tests/support/errors.h"
 
 namespace recforge {
 namespace {
@@ -22,14 +23,6 @@ using testing::kTool;
 using testing::spelled;
 using testing::tiny_spec;
 using Ids = std::vector<int32_t>;
-
-#define EXPECT_ERROR_CONTAINS(statement, fragment)                                  \
-  try {                                                                             \
-    statement;                                                                      \
-    ADD_FAILURE() << "expected recforge::Error containing '" << fragment << "'";    \
-  } catch (const Error& e) {                                                        \
-    EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what(); \
-  }
 
 Ids bytes_of(std::string_view text) {
   Ids ids;

@@ -8,19 +8,12 @@
 #include <fstream>
 
 #include "kernels/check.h"
+#include "tests/support/errors.h"
 
 namespace recforge {
 namespace {
 
 namespace fs = std::filesystem;
-
-#define EXPECT_ERROR_CONTAINS(statement, fragment)                                  \
-  try {                                                                             \
-    statement;                                                                      \
-    ADD_FAILURE() << "expected recforge::Error containing '" << fragment << "'";    \
-  } catch (const Error& e) {                                                        \
-    EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what(); \
-  }
 
 class InstructionFilesTest : public ::testing::Test {
  protected:
