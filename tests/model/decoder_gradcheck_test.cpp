@@ -7,13 +7,13 @@
 #include <cmath>
 
 #include "model/decoder.h"
+#include "tests/support/gradcheck.h"
 #include "tests/support/reference.h"
 
 namespace recforge {
 namespace {
 
-constexpr int kEntriesPerTensor = 5;
-constexpr double kStep = 1e-5;
+constexpr testing::GradcheckSettings kSettings{5, 1e-5, 1e-5};
 constexpr uint64_t kDropoutSeed = 1234;
 
 ModelConfig gradcheck_config() {
@@ -61,24 +61,8 @@ TEST_P(DecoderGradcheckTest, BackwardMatchesFiniteDifferencesInFloat64) {
   model.backward(batch, true);
   const std::vector<double> analytic = model.gradients().download();
 
-  for (const ParameterInfo& info : model.layout().tensors()) {
-    double worst = 0.0;
-    for (int e = 0; e < kEntriesPerTensor; ++e) {
-      int64_t i = info.offset + std::uniform_int_distribution<int64_t>(0, info.size - 1)(rng);
-      std::vector<double> theta = values;
-      theta[i] = values[i] + kStep;
-      double up = loss_at(theta);
-      theta[i] = values[i] - kStep;
-      double down = loss_at(theta);
-      double numeric = (up - down) / (2 * kStep);
-      // Gradients below 1e-4 (the key biases' are exactly 0) are compared in absolute terms: the
-      // central difference itself carries ~1e-10 of rounding noise.
-      double scale = std::max({std::abs(numeric), std::abs(analytic[i]), 1e-4});
-      worst = std::max(worst, std::abs(numeric - analytic[i]) / scale);
-    }
-    testing::report_error("gradcheck.fp64.grad." + info.name, worst);
-    EXPECT_LT(worst, 1e-5) << info.name;
-  }
+  testing::expect_gradients_match(model.layout(), values, analytic, loss_at, rng,
+                                  "gradcheck.fp64.grad.", kSettings);
 }
 
 INSTANTIATE_TEST_SUITE_P(BothMasks, DecoderGradcheckTest,

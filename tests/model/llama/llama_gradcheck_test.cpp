@@ -9,13 +9,13 @@
 #include <cmath>
 
 #include "model/llama/model.h"
+#include "tests/support/gradcheck.h"
 #include "tests/support/reference.h"
 
 namespace recforge {
 namespace {
 
-constexpr int kEntriesPerTensor = 4;
-constexpr double kStep = 1e-5;
+constexpr testing::GradcheckSettings kSettings{4, 1e-5, 1e-5};
 constexpr uint64_t kDropoutSeed = 77;
 
 LlamaConfig gradcheck_config() {
@@ -42,31 +42,6 @@ PackedBatch random_batch(std::mt19937_64& rng, const LlamaConfig& config) {
   return batch;
 }
 
-// The worst relative difference between analytic and central-difference gradients over a few
-// random entries of each tensor of `layout`, reported per tensor. `loss_at` evaluates the loss at
-// a perturbed copy of `values`.
-template <typename LossAt>
-void expect_gradients_match(const ParameterLayout& layout, const std::vector<double>& values,
-                            const std::vector<double>& analytic, LossAt loss_at,
-                            std::mt19937_64& rng, const std::string& what) {
-  for (const ParameterInfo& info : layout.tensors()) {
-    double worst = 0.0;
-    for (int e = 0; e < kEntriesPerTensor; ++e) {
-      const int64_t i = info.offset + std::uniform_int_distribution<int64_t>(0, info.size - 1)(rng);
-      std::vector<double> theta = values;
-      theta[i] = values[i] + kStep;
-      const double up = loss_at(theta);
-      theta[i] = values[i] - kStep;
-      const double down = loss_at(theta);
-      const double numeric = (up - down) / (2 * kStep);
-      const double scale = std::max({std::abs(numeric), std::abs(analytic[i]), 1e-4});
-      worst = std::max(worst, std::abs(numeric - analytic[i]) / scale);
-    }
-    testing::report_error("llama.gradcheck." + what + "." + info.name, worst);
-    EXPECT_LT(worst, 1e-5) << info.name;
-  }
-}
-
 TEST(LlamaGradcheckTest, BaseBackwardMatchesFiniteDifferencesInFloat64) {
   std::mt19937_64 rng(testing::fresh_seed());
   const LlamaConfig config = gradcheck_config();
@@ -85,8 +60,8 @@ TEST(LlamaGradcheckTest, BaseBackwardMatchesFiniteDifferencesInFloat64) {
   model.forward(batch);
   model.output_loss(batch, true);
   model.backward(batch, true);
-  expect_gradients_match(model.layout(), values, model.gradients().download(), loss_at, rng,
-                         "base");
+  testing::expect_gradients_match(model.layout(), values, model.gradients().download(), loss_at,
+                                  rng, "llama.gradcheck.base.", kSettings);
 }
 
 TEST(LlamaGradcheckTest, AdapterBackwardWithDropoutMatchesFiniteDifferencesInFloat64) {
@@ -114,8 +89,8 @@ TEST(LlamaGradcheckTest, AdapterBackwardWithDropoutMatchesFiniteDifferencesInFlo
   model.forward(batch, options);
   model.output_loss(batch, true);
   model.backward(batch, true);
-  expect_gradients_match(model.lora_layout(), values, model.adapter_gradients().download(), loss_at,
-                         rng, "lora");
+  testing::expect_gradients_match(model.lora_layout(), values, model.adapter_gradients().download(),
+                                  loss_at, rng, "llama.gradcheck.lora.", kSettings);
 }
 
 }  // namespace
