@@ -5,9 +5,13 @@
 #include <string>
 #include <vector>
 
+#include "kernels/check.h"
 #include "tools/commands.h"
 #include "train/data/dataset.h"
+#include "train/data/event_split.h"
+#include "train/data/item_titles.h"
 #include "train/data/log_synth.h"
+#include "train/text/log_prompts.h"
 
 namespace recforge {
 namespace {
@@ -15,6 +19,7 @@ namespace {
 struct PrepareArgs {
   std::vector<std::string> inputs;
   std::string output;
+  std::string items_delimiter = ",";
   PrepareOptions options;
 };
 
@@ -78,7 +83,31 @@ void register_prepare(CLI::App& data) {
       ->required();
   prepare->add_flag("--overwrite", o.overwrite,
                     "replace a dataset already at --output (once the new one is complete)");
-  prepare->callback([args] { run_prepare(*args); });
+  prepare->add_option("--items", o.items_file,
+                      "item titles: a delimited file (id and title fields) or a JSON array of "
+                      "{id, title}, stored as titles.tsv for text prompts");
+  prepare->add_option("--items-delimiter", args->items_delimiter, "--items: field delimiter")
+      ->capture_default_str();
+  prepare->add_option("--items-id-col", o.item_titles.id_col, "--items: 0-based id field")
+      ->capture_default_str()
+      ->check(at_least(0));
+  prepare->add_option("--items-title-col", o.item_titles.title_col, "--items: 0-based title field")
+      ->capture_default_str()
+      ->check(at_least(0));
+  prepare->add_flag("--items-header", o.item_titles.header, "--items: skip the first line");
+  prepare
+      ->add_option("--items-encoding", o.item_titles.encoding,
+                   "--items: utf-8, or latin-1 (converted to UTF-8 on read)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"utf-8", "latin-1"}));
+  prepare->callback([args] {
+    RECFORGE_CHECK(args->items_delimiter.size() == 1 || args->items_delimiter == "\\t",
+                   "--items-delimiter: expected one character (or \\t), got \"",
+                   args->items_delimiter, "\"");
+    args->options.item_titles.delimiter =
+        args->items_delimiter == "\\t" ? '\t' : args->items_delimiter[0];
+    run_prepare(*args);
+  });
 }
 
 void register_synth(CLI::App& data) {
@@ -102,11 +131,75 @@ void register_synth(CLI::App& data) {
 
 }  // namespace
 
+struct PromptsArgs {
+  std::string data, task = "candidate_choice", part = "test", split = "chronological", output;
+  LogPromptOptions options;
+};
+
+void run_prompts(const PromptsArgs& args) {
+  LogPromptOptions options = args.options;
+  options.part = parse_split_part(args.part);
+  const Dataset data = Dataset::open(args.data);
+  const std::vector<std::string> titles = read_dataset_titles(data);
+  const EventSplit split = args.split == "chronological" ? EventSplit::chronological(data, {})
+                                                         : EventSplit::leave_one_out(data);
+  size_t count = 0;
+  if (args.task == "preference") {
+    const auto examples = preference_prompts(split, titles, options);
+    write_instruction_file(args.output, examples);
+    count = examples.size();
+  } else {
+    const auto examples = candidate_prompts(split, titles, options);
+    write_candidate_file(args.output, examples);
+    count = examples.size();
+  }
+  std::printf("%zu %s prompts (%s part, %s split) written to %s\n", count, args.task.c_str(),
+              args.part.c_str(), args.split.c_str(), args.output.c_str());
+}
+
+void register_prompts(CLI::App& data) {
+  auto args = std::make_shared<PromptsArgs>();
+  LogPromptOptions& o = args->options;
+  CLI::App* prompts = data.add_subcommand(
+      "prompts", "A dataset with titles -> a prompt file (TALLRec or S-DPO JSON) for LLM tuning");
+  prompts->add_option("--data", args->data, "prepared dataset with titles (prepare --items)")
+      ->required();
+  prompts->add_option("--task", args->task, "preference (TALLRec) or candidate_choice (S-DPO)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"preference", "candidate_choice"}));
+  prompts->add_option("--part", args->part, "train, valid or test")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"train", "valid", "test"}));
+  prompts
+      ->add_option("--split", args->split,
+                   "chronological (last 10% test, 10% valid) or "
+                   "leave_one_out")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"chronological", "leave_one_out"}));
+  prompts->add_option("--per-user", o.per_user, "target events per user")
+      ->capture_default_str()
+      ->check(at_least(1));
+  prompts->add_option("--history", o.history, "most recent titles shown")
+      ->capture_default_str()
+      ->check(at_least(1));
+  prompts->add_option("--candidates", o.candidates, "candidate_choice: candidates per prompt")
+      ->capture_default_str()
+      ->check(at_least(2));
+  prompts->add_option("--like-threshold", o.like_threshold, "preference: a like's least rating")
+      ->capture_default_str();
+  prompts->add_option("--seed", o.seed, "negative candidates' seed")->capture_default_str();
+  prompts->add_option("--noun", o.noun, "preference: what an item is (movie, book, ...)")
+      ->capture_default_str();
+  prompts->add_option("--output", args->output, "JSON prompt file")->required();
+  prompts->callback([args] { run_prompts(*args); });
+}
+
 void register_data_command(CLI::App& app) {
   CLI::App* data = app.add_subcommand("data", "Prepare interaction logs");
   data->require_subcommand(1);
   register_prepare(*data);
   register_synth(*data);
+  register_prompts(*data);
 }
 
 }  // namespace recforge

@@ -144,6 +144,17 @@ void register_eval_command(CLI::App& app) {
   command->add_option("--precision", text->precision, "--model: linear weights fp32 or bf16")
       ->check(CLI::IsMember({"fp32", "bf16"}))
       ->capture_default_str();
+  command
+      ->add_option("--in-context", text->in_context,
+                   "--model, preference: demonstrations per prompt (from --demonstrations)")
+      ->check(at_least(0));
+  command->add_option("--demonstrations", text->demonstrations,
+                      "--model: the prompt file whose first --in-context examples are shown");
+  command->add_option("--max-context", text->max_context, "--model: longest prompt, tokens")
+      ->check(at_least(16))
+      ->capture_default_str();
+  command->add_flag("--valid-ratio", text->valid_ratio,
+                    "--model, candidate_choice: also generate greedily and report ValidRatio");
   command->callback([options, text] {
     if (!text->model.empty()) {
       text->device = options->device;

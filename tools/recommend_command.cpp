@@ -1,16 +1,24 @@
 // `recforge recommend --checkpoint DIR | --run DIR (--user ID | --history "i1 i2 ...")`: the top-K
 // items for a user of the training data (after their whole history) or for an explicit history
 // of original item ids, printed as "rank<TAB>item<TAB>score".
+// `recforge recommend --model FILE [--adapter DIR] --data DIR --user ID`: a language model's top-K
+// titles for the user (train/text/title_ranking.h: the prompt from the user's most recent titles,
+// every other title of the catalogue scored as the answer), "rank<TAB>item<TAB>title<TAB>log p".
 #include <cstdio>
 #include <optional>
 #include <sstream>
 
 #include "kernels/check.h"
+#include "model/llama/export.h"
+#include "model/llama/load.h"
 #include "tools/commands.h"
 #include "tools/model_source.h"
 #include "train/data/dataset.h"
+#include "train/data/item_titles.h"
 #include "train/eval/checkpointed_model.h"
 #include "train/eval/evaluation.h"
+#include "train/text/text_trainer.h"
+#include "train/text/title_ranking.h"
 
 namespace recforge {
 namespace {
@@ -20,7 +28,47 @@ struct RecommendOptions {
   std::string user, history, device = "auto";
   int k = 10;
   bool exclude_history = false;
+  std::string model, adapter;
+  int recent = 10;
+  std::string template_text =
+      "The user watched these movies, oldest first: {history}.\nWhich movie will the user "
+      "watch next? Answer with the title only.";
 };
+
+void run_text_recommend(const RecommendOptions& options) {
+  RECFORGE_CHECK(!options.source.data.empty() && !options.user.empty(),
+                 "recommend --model needs --data DIR (a dataset with titles) and --user ID");
+  const Dataset data = Dataset::open(options.source.data);
+  const std::vector<std::string> titles = read_dataset_titles(data);
+  const std::optional<int32_t> user = data.find_user(options.user);
+  RECFORGE_CHECK(user.has_value(), "user \"", options.user, "\" is not in the dataset ",
+                 data.directory().string());
+  const auto items = data.items(*user);
+  std::vector<std::string> history;
+  for (size_t j = items.size() > static_cast<size_t>(options.recent) ? items.size() - options.recent
+                                                                     : 0;
+       j < items.size(); ++j) {
+    history.push_back(titles[items[j]]);
+  }
+  PretrainedLlama pretrained = load_pretrained_llama(resolve_pretrained(options.model));
+  const Tokenizer tokenizer(pretrained.tokenizer);
+  LlamaModel<float> model(Context::create(parse_device(options.device)), pretrained.config, 256,
+                          false);
+  model.load_parameters(pretrained.parameters);
+  if (!options.adapter.empty()) {
+    const LlamaPeftAdapter adapter = load_llama_peft_adapter(options.adapter, pretrained.config);
+    model.enable_lora(adapter.config, 0);
+    model.load_adapter_parameters(adapter.values);
+  }
+  const std::vector<int> seen(items.begin(), items.end());
+  const std::vector<RankedTitle> top =
+      rank_titles(model, tokenizer, next_title_message(history, options.template_text), titles,
+                  seen, options.k, pretrained.config.max_len);
+  for (size_t i = 0; i < top.size(); ++i) {
+    std::printf("%zu\t%s\t%s\t%.4f\n", i + 1, data.item_name(top[i].item).c_str(),
+                titles[top[i].item].c_str(), top[i].log_prob);
+  }
+}
 
 // The model's item of each original id of --history: through the checkpoint's own vocabulary, or
 // the dataset's when the checkpoint recorded none.
@@ -95,7 +143,17 @@ void register_recommend_command(CLI::App& app) {
   command->add_flag("--exclude-history", options->exclude_history,
                     "never recommend an item of the history");
   command->add_option("--device", options->device, "cpu, cuda or auto")->capture_default_str();
+  command->add_option(
+      "--model", options->model,
+      "a pretrained language model (GGUF, Hugging Face directory or "
+      "smollm2-135m-instruct) ranking the catalogue's titles; needs --data, --user");
+  command->add_option("--adapter", options->adapter, "--model: a PEFT LoRA adapter directory");
+  command->add_option("--recent", options->recent, "--model: most recent titles in the prompt")
+      ->check(at_least(1))
+      ->capture_default_str();
+  command->add_option("--template", options->template_text, "--model: prompt with {history}");
   command->callback([options, user, history] {
+    if (!options->model.empty()) return run_text_recommend(*options);
     options->source.require("recommend");
     if (!*user && !*history) throw Error("recommend needs --user ID or --history \"i1 i2 ...\"");
     run_recommend(*options);

@@ -16,12 +16,13 @@ cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DRECFORGE_FUZZ=ON \
   -DRECFORGE_ENABLE_CUDA=OFF -DRECFORGE_NATIVE=OFF >/dev/null
 targets=(log_parser_fuzz config_fuzz checkpoint_fuzz trainer_state_fuzz item_match_fuzz gguf_fuzz
-         tokenizer_fuzz)
+         tokenizer_fuzz prompt_files_fuzz)
 cmake --build "$build" -j "$(nproc)" --target "${targets[@]}"
 declare -A seeds=([log_parser_fuzz]="" [config_fuzz]="$root/tests/fuzz/seeds/config"
                   [checkpoint_fuzz]="$root/tests/fuzz/seeds/safetensors"
                   [trainer_state_fuzz]="$root/tests/fuzz/seeds/trainer_state" [item_match_fuzz]=""
-                  [gguf_fuzz]="$root/tests/fuzz/seeds/gguf" [tokenizer_fuzz]="")
+                  [gguf_fuzz]="$root/tests/fuzz/seeds/gguf" [tokenizer_fuzz]=""
+                  [prompt_files_fuzz]="")
 declare -A options=([config_fuzz]="-dict=$root/tests/fuzz/config.dict")
 for target in "${targets[@]}"; do
   corpus="$build/corpus/$target"

@@ -17,6 +17,7 @@
 #include "train/config/config.h"
 #include "train/dist/communicator.h"
 #include "train/dist/launch.h"
+#include "train/text/text_trainer.h"
 #include "train/trainer.h"
 
 namespace recforge {
@@ -57,7 +58,7 @@ void run_train(const TrainCommandOptions& options, const TrainerOptions& trainer
   install_stop_handlers();
   TrainStatus status = TrainStatus::kCompleted;
   try {
-    status = train(config, trainer);
+    status = config.text_run() ? train_text(config, trainer) : train(config, trainer);
   } catch (const Error& e) {
     if (trainer.launch.world_size == 1) throw;
     end_job(concat("error on rank ", trainer.launch.rank, ": ", e.what()), 1);

@@ -390,6 +390,12 @@ StageStart stage_start_on_every_rank(const RunConfig& config, size_t stage_index
 
 void request_stop() { stop_requested = 1; }
 
+bool take_stop_request() {
+  const bool requested = stop_requested != 0;
+  stop_requested = 0;
+  return requested;
+}
+
 TrainStatus train(const RunConfig& config, const TrainerOptions& options) {
   require_datasets(config);
   const LaunchInfo& launch = options.launch;

@@ -42,5 +42,7 @@ TrainStatus train(const RunConfig& config, const TrainerOptions& options);
 // Async-signal-safe: asks the running trainer to save a checkpoint after the current step and
 // return kInterrupted. The `recforge train` command calls it on SIGINT and SIGTERM.
 void request_stop();
+// Whether request_stop() was called since the last take; clears the request.
+bool take_stop_request();
 
 }  // namespace recforge

@@ -390,6 +390,42 @@ double LlamaModel<T>::output_loss(const DeviceBatch& batch, bool backward) {
 }
 
 template <typename T>
+double LlamaModel<T>::weighted_sequence_loss(const DeviceBatch& batch,
+                                             std::span<const int32_t> offsets,
+                                             std::span<const double> weights, bool backward) {
+  NvtxRange range("llama weighted sequence loss");
+  const int N = batch.num_tokens(), C = config_.d_model, V = config_.vocab_size;
+  RECFORGE_CHECK(batch.targets() != nullptr, "weighted_sequence_loss needs a batch with targets");
+  RECFORGE_CHECK(
+      offsets.size() == weights.size() + 1 && offsets.front() == 0 && offsets.back() == N,
+      "weighted_sequence_loss: ", weights.size(), " weights and ", offsets.size(),
+      " offsets for a batch of ", N, " tokens");
+  if (backward) {
+    allocate_gradient_scratch();
+    zero_bytes(ctx_, grad_.hidden, static_cast<size_t>(N) * C * sizeof(T));
+  }
+  T* dlm_head = backward && base_trains() ? weight_gradients_.lm_head : nullptr;
+  double loss = 0.0;
+  // One classifier call per run of consecutive sequences with the same weight.
+  for (size_t s = 0, end = 0; s < weights.size(); s = end) {
+    for (end = s + 1; end < weights.size() && weights[end] == weights[s];) ++end;
+    const int first = offsets[s], rows = offsets[end] - first;
+    if (rows == 0 || weights[s] == 0.0) continue;
+    const int64_t at = static_cast<int64_t>(first) * C;
+    classifier_forward_backward(ctx_, losses_.data() + first,
+                                backward ? grad_.hidden + at : nullptr, dlm_head, hidden() + at,
+                                weights_.lm_head, batch.targets() + first, rows, C, V,
+                                static_cast<T>(weights[s]));
+  }
+  const std::vector<double> losses = download_losses(N);
+  for (size_t s = 0; s < weights.size(); ++s) {
+    if (weights[s] == 0.0) continue;
+    for (int n = offsets[s]; n < offsets[s + 1]; ++n) loss += weights[s] * losses[n];
+  }
+  return loss;
+}
+
+template <typename T>
 std::vector<double> LlamaModel<T>::target_losses(const DeviceBatch& batch) {
   const int N = batch.num_tokens();
   RECFORGE_CHECK(batch.targets() != nullptr, "target_losses needs a batch with targets");

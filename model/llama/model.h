@@ -138,6 +138,12 @@ class LlamaModel {
   // never materializing the logits). With `backward`, writes ∂L/∂hidden and (an untied or trained
   // tied output layer) accumulates the output layer's gradient. Returns the mean loss.
   double output_loss(const DeviceBatch& batch, bool backward);
+  // L = Σ_s weights[s] · CE_s, CE_s the summed next-token cross-entropy of sequence s's counted
+  // targets (offsets: the batch's host offsets), for losses that are functions of per-sequence
+  // log-probabilities (DPO over text: weights[s] = −∂L/∂log p_s; SFT: every weight 1/count). With
+  // `backward`, writes ∂L/∂hidden (and accumulates a trained output layer's gradient). Returns L.
+  double weighted_sequence_loss(const DeviceBatch& batch, std::span<const int32_t> offsets,
+                                std::span<const double> weights, bool backward);
   // −log p(target) of every row of the last forward ([N], 0 on ignored targets), on the host.
   std::vector<double> target_losses(const DeviceBatch& batch);
   // logits [N, V] = hidden · lm_headᵀ for the first num_tokens rows.

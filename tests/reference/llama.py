@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from training_reference import write_step_references
+from training_reference import save, write_step_references
 
 torch.set_default_dtype(torch.float64)
 
@@ -118,5 +118,46 @@ def model(directory):
     write_step_references(directory, loss_and_logits, p, trained, m.scalar)
 
 
+def text_dpo(directory):
+    """DPO over text answers: each packed sequence is a prompt and one answer with targets on the
+    answer only; sequences come in groups (group_sizes), the true answer first. The policy's
+    log-probability of a sequence is the sum of its targets' log-softmax; per group, with
+    reference log-probs ref and u_k = beta((pi_k - ref_k) - (pi_0 - ref_0)):
+      loss_type 0 (sigmoid DPO): mean over k >= 1 of -log sigmoid(-u_k)
+      loss_type 1 (S-DPO):       -log sigmoid(-log sum_{k>=1} exp(u_k))
+    averaged over the groups. Writes the per-sequence policy log-probs, the loss and the adapters'
+    gradients."""
+    m = Model(directory)
+    ints = lambda name: torch.from_numpy(load(directory, name).astype(np.int64))
+    tokens, positions, targets = ints("tokens"), ints("positions"), ints("targets")
+    offsets, groups = load(directory, "offsets").astype(np.int64), load(directory, "group_sizes")
+    reference = torch.from_numpy(load(directory, "reference").astype(np.float64))
+    names = [line for line in (pathlib.Path(directory) / "names.txt").read_text().split("\n") if line]
+    trained = [line for line in (pathlib.Path(directory) / "trained.txt").read_text().split("\n") if line]
+    p = {name: torch.from_numpy(load(directory, "param." + name).astype(np.float64)) for name in names}
+    for name in trained:
+        p[name].requires_grad_(True)
+    head = "model.embed_tokens.weight" if m.tied else "lm_head.weight"
+    logits = m.hidden(p, tokens, positions, offsets) @ p[head].t()
+    token_lp = -F.cross_entropy(logits, targets, ignore_index=-1, reduction="none")
+    policy = torch.stack([token_lp[offsets[s]:offsets[s + 1]].sum() for s in range(len(offsets) - 1)])
+    beta, sdpo = m.scalar("beta"), m.scalar("loss_type") == 1.0
+    losses, first = [], 0
+    for size in groups.astype(np.int64):
+        pi, ref = policy[first:first + size], reference[first:first + size]
+        u = beta * ((pi[1:] - ref[1:]) - (pi[0] - ref[0]))
+        if sdpo:
+            losses.append(-F.logsigmoid(-torch.logsumexp(u, dim=0)))
+        else:
+            losses.append((-F.logsigmoid(-u)).mean())
+        first += size
+    loss = torch.stack(losses).mean()
+    loss.backward()
+    save(directory, "policy", policy)
+    save(directory, "loss", loss)
+    for name in trained:
+        save(directory, "grad." + name, p[name].grad)
+
+
 if __name__ == "__main__":
-    {"model": model}[sys.argv[1]](sys.argv[2])
+    {"model": model, "text_dpo": text_dpo}[sys.argv[1]](sys.argv[2])

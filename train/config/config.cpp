@@ -151,6 +151,13 @@ const std::vector<Named<NegativeSampling>>& choices() {
 }
 
 template <>
+const std::vector<Named<TextTask>>& choices() {
+  static const std::vector<Named<TextTask>> table = {
+      {TextTask::kPreference, "preference"}, {TextTask::kCandidateChoice, "candidate_choice"}};
+  return table;
+}
+
+template <>
 const std::vector<Named<SftTask>>& choices() {
   static const std::vector<Named<SftTask>> table = {{SftTask::kNextItem, "next_item"},
                                                     {SftTask::kPreference, "preference"},
@@ -499,6 +506,8 @@ void visit(V& v, ModelSection& s) {
   v.field("init_std", s.init_std, open_closed(0.0f, 1.0f));
   v.field("embedding_init_std", s.embedding_init_std, open_closed(0.0f, 2.0f));
   v.field("precision", s.precision);
+  v.field("pretrained", s.pretrained);
+  v.field("max_tokens", s.max_tokens, at_least(1));
 }
 
 template <typename V>
@@ -506,7 +515,7 @@ void visit(V& v, DpoSection& s) {
   v.field("loss", s.loss);
   v.field("beta", s.beta, above(0.0f));
   v.field("label_smoothing", s.label_smoothing, half_open(0.0f, 0.5f));
-  v.field("rejected", s.rejected, closed(1, 7));
+  v.field("rejected", s.rejected, closed(1, 19));
   v.field("pairs", s.pairs);
   v.field("chosen_min_rating", s.chosen_min_rating, closed(1, 5));
   v.field("rejected_max_rating", s.rejected_max_rating, closed(1, 5));
@@ -534,13 +543,16 @@ void visit(V& v, ObjectiveSection& s) {
 
 Rule<std::vector<std::string>> lora_targets() {
   return {[](const std::vector<std::string>& x) {
-            const std::vector<std::string> known = {"qkv", "attn_out", "mlp_fc", "mlp_proj",
-                                                    "all_linear"};
+            const std::vector<std::string> known = {
+                "qkv",    "attn_out", "mlp_fc", "mlp_proj",  "all_linear", "q_proj",
+                "k_proj", "v_proj",   "o_proj", "gate_proj", "up_proj",    "down_proj"};
             return !x.empty() && std::all_of(x.begin(), x.end(), [&](const std::string& t) {
               return std::find(known.begin(), known.end(), t) != known.end();
             });
           },
-          "a non-empty list of: qkv, attn_out, mlp_fc, mlp_proj, all_linear"};
+          "a non-empty list of: qkv, attn_out, mlp_fc, mlp_proj, all_linear (a decoder); q_proj, "
+          "k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj, all_linear (a pretrained "
+          "model)"};
 }
 
 template <typename V>
@@ -612,12 +624,32 @@ void visit(V& v, DistributedSection& s) {
 }
 
 template <typename V>
+void visit(V& v, PromptsSection& s) {
+  v.field("task", s.task);
+  v.field("train", s.train);
+  v.field("train_first", s.train_first, at_least(0));
+  v.field("train_count", s.train_count, at_least(0));
+  v.field("shots", s.shots, at_least(0));
+  v.field("shots_seed", s.shots_seed);
+  v.field("valid", s.valid);
+  v.field("valid_first", s.valid_first, at_least(0));
+  v.field("valid_count", s.valid_count, at_least(0));
+  v.field("test", s.test);
+  v.field("test_limit", s.test_limit, at_least(0));
+  v.field("template", s.template_text, non_empty());
+  v.field("in_context", s.in_context, at_least(0));
+  v.field("max_context", s.max_context, at_least(16));
+  v.field("valid_ratio", s.valid_ratio);
+}
+
+template <typename V>
 void visit(V& v, RunConfig& c) {
   v.section("run", c.run);
   v.section("data", c.data);
   v.section("model", c.model);
   v.stage_list("stages", c.stages);
   v.section("distributed", c.distributed);
+  v.section("prompts", c.prompts);
 }
 
 // ---- Visitor 1: the keys of a section. -----------------------------------------------------
@@ -721,6 +753,14 @@ class Reader {
     }
   }
 
+  // model.pretrained is set (the root map's): the first stage starts from its weights.
+  bool fine_tunes_pretrained() const {
+    const YAML::Node model = map_["model"];
+    if (!model.IsDefined() || !model.IsMap()) return false;
+    const YAML::Node pretrained = model["pretrained"];
+    return pretrained.IsDefined() && pretrained.IsScalar() && !pretrained.Scalar().empty();
+  }
+
   // The first stage has no previous stage, and adapters need weights to adapt.
   void check_stage_start(const StageSection& stage, size_t index, const Location& at,
                          const YAML::Node& node) const {
@@ -730,7 +770,7 @@ class Reader {
       source_.fail(child_location(at, "init", node), "the first stage has no previous stage ",
                    "(expected auto, scratch or a checkpoint directory)");
     }
-    if (scratch && stage.finetune.method == FinetuneMethod::kLora) {
+    if (scratch && stage.finetune.method == FinetuneMethod::kLora && !fine_tunes_pretrained()) {
       source_.fail(child_location(at, "finetune", node),
                    "LoRA adapts existing weights: a stage that starts from scratch cannot use it ",
                    "(set init to previous or a checkpoint directory)");
@@ -801,15 +841,80 @@ void cross_check(const Reader& reader, const StageSection& s) {
   check_path(reader, "init", s.init.checkpoint);
 }
 
-// LoRA adapters run in fp32 only, so a bf16 run cannot reach a LoRA stage: say so before the
-// first stage trains for hours.
-void cross_check(const Reader& reader, const RunConfig& c) {
-  if (c.model.precision != Precision::kBf16) return;
+bool is_llama_target(const std::string& target) {
+  for (const char* name : {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
+                           "down_proj", "all_linear"}) {
+    if (target == name) return true;
+  }
+  return false;
+}
+
+bool is_decoder_target(const std::string& target) {
+  for (const char* name : {"qkv", "attn_out", "mlp_fc", "mlp_proj", "all_linear"}) {
+    if (target == name) return true;
+  }
+  return false;
+}
+
+// An item-ID run: decoder LoRA targets, at most 7 rejected items (the fused candidate kernel's
+// limit), and LoRA adapters in fp32 only, so a bf16 run cannot reach a LoRA stage: say so before
+// the first stage trains for hours.
+void check_item_run(const Reader& reader, const RunConfig& c) {
   for (const StageSection& stage : c.stages) {
-    if (stage.finetune.method == FinetuneMethod::kLora) {
+    for (const std::string& target : stage.finetune.lora.targets) {
+      if (!is_decoder_target(target)) {
+        reader.fail("stages", "stage \"", stage.name, "\": LoRA target \"", target,
+                    "\" is a pretrained model's; a decoder's are qkv, attn_out, mlp_fc, mlp_proj, ",
+                    "all_linear");
+      }
+    }
+    if (stage.objective.type == ObjectiveType::kDpo && stage.objective.dpo.rejected > 7) {
+      reader.fail("stages", "stage \"", stage.name, "\": objective.dpo.rejected ",
+                  stage.objective.dpo.rejected, " is above 7, the most an item model takes");
+    }
+    if (c.model.precision == Precision::kBf16 && stage.finetune.method == FinetuneMethod::kLora) {
       reader.fail("model", "model.precision bf16 cannot run stage \"", stage.name,
                   "\" (finetune.method lora): LoRA runs in fp32 only, set model.precision: fp32");
     }
+  }
+}
+
+// A text run (model.pretrained): sft and dpo stages training one set of LoRA adapters on Llama
+// layers, and training prompts.
+void check_text_run(const Reader& reader, const RunConfig& c) {
+  if (c.prompts.train.empty()) {
+    reader.fail("prompts", "model.pretrained fine-tunes on text prompts: set prompts.train to a ",
+                "prompt file (Alpaca/TALLRec or S-DPO JSON)");
+  }
+  for (const StageSection& stage : c.stages) {
+    const ObjectiveType type = stage.objective.type;
+    if (type != ObjectiveType::kSft && type != ObjectiveType::kDpo) {
+      reader.fail("stages", "stage \"", stage.name, "\": a pretrained model's stages are sft or ",
+                  "dpo, got ", name_of(type));
+    }
+    for (const std::string& target : stage.finetune.lora.targets) {
+      if (!is_llama_target(target)) {
+        reader.fail("stages", "stage \"", stage.name, "\": LoRA target \"", target,
+                    "\" is not a Llama layer (q_proj, k_proj, v_proj, o_proj, gate_proj, ",
+                    "up_proj, down_proj, all_linear)");
+      }
+    }
+    if (stage.finetune.method != FinetuneMethod::kLora) {
+      reader.fail("stages", "stage \"", stage.name, "\": a pretrained model trains LoRA ",
+                  "adapters (finetune.method lora); full fine-tuning is not supported yet");
+    }
+    if (stage.finetune.lora != c.stages.front().finetune.lora) {
+      reader.fail("stages", "stage \"", stage.name, "\": every stage of a pretrained model ",
+                  "trains the same adapters, so finetune.lora must match the first stage's");
+    }
+  }
+}
+
+void cross_check(const Reader& reader, const RunConfig& c) {
+  if (c.text_run()) {
+    check_text_run(reader, c);
+  } else {
+    check_item_run(reader, c);
   }
 }
 
@@ -1031,6 +1136,7 @@ RECFORGE_CHOICE(FinetuneMethod)
 RECFORGE_CHOICE(NewItemsInit)
 RECFORGE_CHOICE(KnownItems)
 RECFORGE_CHOICE(InitFrom)
+RECFORGE_CHOICE(TextTask)
 #undef RECFORGE_CHOICE
 
 SelectionMetric selection_metric(const std::string& key) {
@@ -1038,7 +1144,7 @@ SelectionMetric selection_metric(const std::string& key) {
 }
 
 void require_datasets(const RunConfig& config) {
-  if (!config.data.path.empty()) return;
+  if (!config.data.path.empty() || config.text_run()) return;
   for (const StageSection& stage : config.stages) {
     if (stage.data.empty()) {
       throw Error(concat("data.path is missing: set it to a prepared dataset directory (recforge ",

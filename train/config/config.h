@@ -9,6 +9,11 @@
 //   stages:  [{name, init, data, objective: {..., dpo: {...}}, finetune: {..., lora: {...}},
 //              train: {...}, eval: {...}}, ...]
 //   distributed: {backend, timeout_seconds, zero1, overlap}
+//   prompts: {task, train, train_first, train_count, shots, shots_seed, valid, valid_first,
+//             valid_count, test, test_limit, template, in_context, max_context, valid_ratio}
+//
+// A run with model.pretrained set fine-tunes that language model on text prompts (prompts:
+// section, train/text/) instead of training an item-ID decoder: its stages are sft and dpo.
 //
 // Every choice among names (objective.type, train.schedule, ...) is read into an enum once, here:
 // the code that acts on it switches on the enum. name_of() gives a choice's name in the file.
@@ -41,6 +46,7 @@ enum class FinetuneMethod { kFull, kLora };
 enum class NewItemsInit { kMean, kRandom };
 enum class KnownItems { kTrain, kFrozen };
 enum class InitFrom { kAuto, kScratch, kPrevious, kCheckpoint };  // stages[].init
+enum class TextTask { kPreference, kCandidateChoice };            // prompts.task
 
 // The name of a choice as the file spells it, for the enums above and the lower layers' ones the
 // file chooses (DeviceChoice, Precision, DpoLoss, CommBackend).
@@ -99,16 +105,21 @@ struct ModelSection {
   float embedding_init_std = 0.02f;        // (0, 2]: sigma of the initial token and position
                                            // embeddings
   Precision precision = Precision::kFp32;  // fp32 | bf16 (model/config.h)
+  // A pretrained language model (GGUF file or Hugging Face directory): the run fine-tunes it on
+  // the prompts: section (the sizes above are the file's). With bf16 its frozen base is stored in
+  // bf16 (adapters stay fp32).
+  std::string pretrained;
+  int max_tokens = 2048;  // packed tokens per forward of a pretrained model
 
   bool operator==(const ModelSection&) const = default;
 };
 
 // Direct preference optimization (objective.type: dpo).
 struct DpoSection {
-  DpoLoss loss = DpoLoss::kSigmoid;          // sigmoid | ipo | hinge | robust | sdpo
-  float beta = 0.1f;                         // > 0
-  float label_smoothing = 0.0f;              // [0, 0.5): sigmoid and robust
-  int rejected = 1;                          // rejected items per pair, [1, 7] (sdpo uses them all)
+  DpoLoss loss = DpoLoss::kSigmoid;  // sigmoid | ipo | hinge | robust | sdpo
+  float beta = 0.1f;                 // > 0
+  float label_smoothing = 0.0f;      // [0, 0.5): sigmoid and robust
+  int rejected = 1;  // rejected items per pair, [1, 7]; text runs [1, 19] (sdpo uses them all)
   PairSource pairs = PairSource::kNextItem;  // next_item | rating
   int chosen_min_rating = 4;                 // pairs: rating
   int rejected_max_rating = 2;               // pairs: rating
@@ -215,13 +226,40 @@ struct DistributedSection {
   bool operator==(const DistributedSection&) const = default;
 };
 
+// The text prompts a pretrained model (model.pretrained) trains and is evaluated on, in the papers'
+// files (train/data/instruction_files.h). Examples [first, first + count) of a file are used
+// (count 0: to its end).
+struct PromptsSection {
+  TextTask task = TextTask::kPreference;  // preference (TALLRec) | candidate_choice (S-DPO)
+  std::string train;                      // training prompts
+  int train_first = 0, train_count = 0;
+  int shots = 0;            // > 0: train on this many examples drawn from the slice (few-shot)
+  uint64_t shots_seed = 1;  // the draw's seed
+  std::string valid;        // checkpoint selection (eval.metric), empty: none
+  int valid_first = 0, valid_count = 0;
+  std::string test;    // the test prompts, evaluated with the best checkpoint at the end
+  int test_limit = 0;  // > 0: the first test_limit examples only
+  // candidate_choice's user message, with {history} and {candidates}.
+  std::string template_text =
+      "The user listened to these artists, oldest first: {history}.\n"
+      "Which one of these candidates will the user listen to next? {candidates}.\n"
+      "Answer with the candidate's name only.";
+  int in_context = 0;       // preference: demonstrations (the train slice's first k) per prompt
+  int max_context = 2048;   // longest prompt + answer, tokens
+  bool valid_ratio = true;  // candidate_choice tests also generate greedily (ValidRatio)
+
+  bool operator==(const PromptsSection&) const = default;
+};
+
 struct RunConfig {
   RunSection run;
   DataSection data;
   ModelSection model;
   std::vector<StageSection> stages;  // at least one
   DistributedSection distributed;
+  PromptsSection prompts;
 
+  bool text_run() const { return !model.pretrained.empty(); }
   bool operator==(const RunConfig&) const = default;
 };
 

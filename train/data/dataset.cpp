@@ -422,6 +422,9 @@ PrepareReport prepare_dataset(const std::vector<fs::path>& inputs, const Prepare
   LogSchema schema = schema_of(options);
   Interactions log;
   for (const fs::path& input : inputs) read_interactions(input, schema, log);
+  std::unordered_map<std::string, std::string> titles;
+  if (!options.items_file.empty())
+    titles = read_item_titles(options.items_file, options.item_titles);
   PrepareReport report;
   report.parse_seconds = seconds_since(start);
   report.lines_read = log.lines_read;
@@ -450,6 +453,14 @@ PrepareReport prepare_dataset(const std::vector<fs::path>& inputs, const Prepare
   write_binary(data, temp.path() / "interactions.bin");
   write_names(data.user_raw, log.users, temp.path() / "users.tsv");
   write_names(data.item_raw, log.items, temp.path() / "items.tsv");
+  if (!options.items_file.empty()) {
+    std::vector<std::string> original_ids;
+    for (int32_t raw : data.item_raw) original_ids.push_back(log.items.name(raw));
+    const std::string tsv = titles_tsv(original_ids, titles, options.items_file);
+    BinaryWriter out(temp.path() / "titles.tsv");
+    out.write(tsv.data(), tsv.size());
+    out.close();
+  }
   report.seconds = seconds_since(start);
   write_stats(data, report, inputs, options, temp.path() / "stats.json");
   install(temp, output_dir);

@@ -18,6 +18,7 @@
 //     ratings    f32[num_interactions]  when flags bit 1
 //   items.tsv, users.tsv  `internal id \t original id`, one line per id in id order
 //   stats.json            counts, density, sequence-length summary, sources and options
+//   titles.tsv            `internal id \t title` (prepared with item titles, item_titles.h)
 // The directory is built as `<output>.tmp-<pid>` and renamed into place once complete, so a
 // failed preparation never leaves a partial dataset or touches an existing one. An existing output
 // is replaced only when it is an empty directory or a dataset and `overwrite` is set; anything
@@ -33,6 +34,7 @@
 #include <vector>
 
 #include "train/data/interactions.h"
+#include "train/data/item_titles.h"
 
 namespace recforge {
 
@@ -48,6 +50,10 @@ struct PrepareOptions {
   int min_user_interactions = 0;  // 0 or 1: off
   int min_item_interactions = 0;  // 0 or 1: off
   bool overwrite = false;         // replace a dataset already at the output
+  // Non-empty: item titles (train/data/item_titles.h) stored as titles.tsv; every kept item
+  // needs one.
+  std::filesystem::path items_file;
+  ItemTitleOptions item_titles;
 };
 
 struct PrepareReport {

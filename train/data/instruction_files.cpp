@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "kernels/check.h"
+#include "model/durable_file.h"
 
 namespace recforge {
 namespace {
@@ -79,6 +80,28 @@ std::vector<CandidateExample> read_candidate_file(const std::filesystem::path& f
     examples.push_back(std::move(example));
   }
   return examples;
+}
+
+void write_instruction_file(const std::filesystem::path& file,
+                            const std::vector<InstructionExample>& examples) {
+  json root = json::array();
+  for (const InstructionExample& e : examples) {
+    root.push_back({{"instruction", e.instruction}, {"input", e.input}, {"output", e.output}});
+  }
+  write_file_atomically(file, root.dump(1) + "\n");
+}
+
+void write_candidate_file(const std::filesystem::path& file,
+                          const std::vector<CandidateExample>& examples) {
+  json root = json::array();
+  for (const CandidateExample& e : examples) {
+    std::string history;
+    for (const std::string& title : e.history) history += (history.empty() ? "" : "::") + title;
+    root.push_back({{"historyList", history},
+                    {"itemList", e.candidates},
+                    {"trueSelection", e.candidates.at(e.answer)}});
+  }
+  write_file_atomically(file, root.dump(1) + "\n");
 }
 
 }  // namespace recforge

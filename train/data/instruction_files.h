@@ -24,4 +24,11 @@ struct CandidateExample {
 std::vector<InstructionExample> read_instruction_file(const std::filesystem::path& file);
 std::vector<CandidateExample> read_candidate_file(const std::filesystem::path& file);
 
+// The same formats written (whole or not at all), so prompts rendered from logs are files like
+// the papers'.
+void write_instruction_file(const std::filesystem::path& file,
+                            const std::vector<InstructionExample>& examples);
+void write_candidate_file(const std::filesystem::path& file,
+                          const std::vector<CandidateExample>& examples);
+
 }  // namespace recforge

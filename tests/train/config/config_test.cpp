@@ -211,6 +211,68 @@ TEST(ConfigErrors, UnknownLoraTargetListsTheChoices) {
       << error;
 }
 
+const char* kTextRun = R"(model: {pretrained: model.gguf, precision: bf16}
+prompts: {task: candidate_choice, train: val.json, train_count: 100, shots: 16, valid: val.json,
+          valid_first: 100, test: test.json, test_limit: 50, template: "H {history} C {candidates}"}
+stages:
+  - name: sft
+    objective: {type: sft}
+    finetune: {method: lora, lora: {rank: 4, targets: [q_proj, v_proj]}}
+  - name: sdpo
+    objective: {type: dpo, dpo: {loss: sdpo, rejected: 8}}
+    finetune: {method: lora, lora: {rank: 4, targets: [q_proj, v_proj]}}
+)";
+
+TEST(TextRunConfig, ReadsPromptsAndAllowsABf16BaseUnderLora) {
+  const RunConfig c = parse_config(kTextRun, "text.yaml", {});
+  EXPECT_TRUE(c.text_run());
+  EXPECT_EQ(c.prompts.task, TextTask::kCandidateChoice);
+  EXPECT_EQ(c.prompts.shots, 16);
+  EXPECT_EQ(c.prompts.template_text, "H {history} C {candidates}");
+  EXPECT_EQ(c.stages[1].objective.dpo.rejected, 8);
+  EXPECT_EQ(parse_config(to_yaml(c), "resolved.yaml", {}), c);
+}
+
+TEST(TextRunConfigErrors, NeedsTrainingPrompts) {
+  std::string text = kTextRun;
+  text.replace(text.find("train: val.json, "), 17, "");
+  const std::string error = error_of(text);
+  EXPECT_NE(error.find("set prompts.train"), std::string::npos) << error;
+}
+
+TEST(TextRunConfigErrors, RefusesAPreTrainingStage) {
+  const std::string error = error_of(kTextRun, {"stages.sft.objective.type=mbp_nbp"});
+  EXPECT_NE(error.find("a pretrained model's stages are sft or dpo, got mbp_nbp"),
+            std::string::npos)
+      << error;
+}
+
+TEST(TextRunConfigErrors, RefusesADecoderLoraTarget) {
+  const std::string error = error_of(kTextRun, {"stages.sft.finetune.lora.targets=[qkv]",
+                                                "stages.sdpo.finetune.lora.targets=[qkv]"});
+  EXPECT_NE(error.find("LoRA target \"qkv\" is not a Llama layer"), std::string::npos) << error;
+}
+
+TEST(TextRunConfigErrors, StagesShareOneAdapterShape) {
+  const std::string error = error_of(kTextRun, {"stages.sdpo.finetune.lora.rank=8"});
+  EXPECT_NE(error.find("finetune.lora must match the first stage's"), std::string::npos) << error;
+}
+
+TEST(TextRunConfigErrors, RefusesFullFineTuning) {
+  const std::string error = error_of(kTextRun, {"stages.sft.finetune.method=full"});
+  EXPECT_NE(error.find("trains LoRA adapters"), std::string::npos) << error;
+}
+
+TEST(ConfigErrors, AnItemModelRefusesALlamaTargetAndTooManyRejected) {
+  EXPECT_NE(error_of("stages:\n  - {name: a}\n  - {name: b, finetune: {method: lora, lora: "
+                     "{targets: [q_proj]}}}\n")
+                .find("is a pretrained model's"),
+            std::string::npos);
+  EXPECT_NE(error_of("stages:\n  - {name: a, objective: {type: dpo, dpo: {rejected: 8}}}\n")
+                .find("above 7, the most an item model takes"),
+            std::string::npos);
+}
+
 TEST(Config, MissingKeysTakeTheDefaults) {
   RunConfig c = parse_config("stages:\n  - name: pretrain\n", "min.yaml", {});
   RunConfig expected;
@@ -246,13 +308,13 @@ TEST(ConfigErrors, AStageWithoutADatasetIsRefusedBeforeARun) {
 TEST(ConfigErrors, UnknownTopLevelKeyNamesLineAndChoices) {
   EXPECT_EQ(error_of("stages: [{}]\n\nmodle: {}\n"),
             "test.yaml:3: modle: unknown key (expected one of: run, data, model, stages, "
-            "distributed)");
+            "distributed, prompts)");
 }
 
 TEST(ConfigErrors, UnknownNestedKeyNamesItsPath) {
   EXPECT_EQ(error_of("model:\n  d_model: 64\n  n_heads: 2\nstages: [{}]\n"),
             "test.yaml:3: model.n_heads: unknown key (expected one of: d_model, n_layer, n_head, "
-            "mlp_ratio, dropout, init_std, embedding_init_std, precision)");
+            "mlp_ratio, dropout, init_std, embedding_init_std, precision, pretrained, max_tokens)");
 }
 
 TEST(ConfigErrors, UnknownKeyInASecondStageNamesStageIndexAndLine) {
