@@ -26,7 +26,7 @@ void run_text_eval(const TextEvalOptions& options) {
   pretrained.config.precision = parse_precision(options.precision);
   const Tokenizer tokenizer(pretrained.tokenizer);
   const std::vector<TextExample> examples =
-      load_text_examples(prompts, {options.prompts, 0, options.limit}, tokenizer);
+      load_text_examples(prompts, {options.prompts, 0, options.limit, 0, 0, true}, tokenizer);
   LlamaModel<float> model(Context::create(parse_device(options.device)), pretrained.config, 256,
                           false);
   model.load_parameters(pretrained.parameters);

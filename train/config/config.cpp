@@ -892,6 +892,13 @@ void check_text_run(const Reader& reader, const RunConfig& c) {
       reader.fail("stages", "stage \"", stage.name, "\": a pretrained model's stages are sft or ",
                   "dpo, got ", name_of(type));
     }
+    const std::string& metric = stage.eval.metric.key;
+    const bool preference = c.prompts.task == TextTask::kPreference;
+    if (preference ? metric != "auc" && metric != "accuracy" : metric != "hr@1") {
+      reader.fail("stages", "stage \"", stage.name, "\": eval.metric ", metric, " is not a ",
+                  name_of(c.prompts.task), " metric (expected ",
+                  preference ? "auc or accuracy" : "hr@1", ")");
+    }
     for (const std::string& target : stage.finetune.lora.targets) {
       if (!is_llama_target(target)) {
         reader.fail("stages", "stage \"", stage.name, "\": LoRA target \"", target,

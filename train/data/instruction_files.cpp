@@ -70,7 +70,12 @@ std::vector<CandidateExample> read_candidate_file(const std::filesystem::path& f
     for (size_t k = 0; k < items.size(); ++k) {
       RECFORGE_CHECK(items[k].is_string(), file.string(), ": example ", i, ": field itemList[", k,
                      "]: expected a string, found ", items[k].type_name());
-      example.candidates.push_back(items[k].get<std::string>());
+      const std::string title = items[k].get<std::string>();
+      RECFORGE_CHECK(std::find(example.candidates.begin(), example.candidates.end(), title) ==
+                         example.candidates.end(),
+                     file.string(), ": example ", i, ": field itemList[", k, "]: \"", title,
+                     "\" is listed twice, so an answer would be ambiguous");
+      example.candidates.push_back(title);
     }
     const std::string answer = string_field(file, root[i], i, "trueSelection");
     const auto found = std::find(example.candidates.begin(), example.candidates.end(), answer);

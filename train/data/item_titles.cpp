@@ -54,6 +54,8 @@ void check_title(const std::string& title, const std::string& where) {
                  "); a Latin-1 file needs --items-encoding latin-1");
   RECFORGE_CHECK(title.find_first_of("\t\n") == std::string::npos, where,
                  ": the title holds a tab or a newline");
+  RECFORGE_CHECK(title.find("::") == std::string::npos, where,
+                 ": the title holds \"::\", the S-DPO format's history separator");
 }
 
 void add_title(std::unordered_map<std::string, std::string>& titles, const std::string& id,

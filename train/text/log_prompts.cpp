@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <random>
+#include <string>
 #include <unordered_set>
 
 #include "kernels/check.h"
@@ -68,6 +69,10 @@ std::vector<CandidateExample> candidate_prompts(const EventSplit& split,
   std::vector<CandidateExample> out;
   for_each_target(split, options, [&](int32_t user, int64_t target, int64_t history_end) {
     const auto items = data.items(user);
+    if (std::find(items.begin(), items.begin() + history_end, items[target]) !=
+        items.begin() + history_end) {
+      return;  // a repeat: "the candidate in the history" would be a shortcut
+    }
     const std::unordered_set<int32_t> seen(items.begin(), items.end());
     RECFORGE_CHECK(data.num_items() - static_cast<int>(seen.size()) >= options.candidates - 1,
                    "user ", data.user_name(user), " has seen all but ",
@@ -76,12 +81,13 @@ std::vector<CandidateExample> candidate_prompts(const EventSplit& split,
     std::mt19937_64 rng(options.seed * 1000003 + static_cast<uint64_t>(user) * 7919 + target);
     std::uniform_int_distribution<int32_t> any_item(0, data.num_items() - 1);
     std::vector<int32_t> candidates = {items[target]};
-    while (static_cast<int>(candidates.size()) < options.candidates) {
+    std::unordered_set<std::string> titled = {titles[items[target]]};
+    for (int64_t draws = 0; static_cast<int>(candidates.size()) < options.candidates; ++draws) {
+      RECFORGE_CHECK(draws < 1000 * int64_t{options.candidates}, "user ", data.user_name(user),
+                     ": too few unseen items with distinct titles for ", options.candidates,
+                     " candidates");
       const int32_t item = any_item(rng);
-      if (!seen.count(item) &&
-          std::find(candidates.begin(), candidates.end(), item) == candidates.end()) {
-        candidates.push_back(item);
-      }
+      if (!seen.count(item) && titled.insert(titles[item]).second) candidates.push_back(item);
     }
     std::shuffle(candidates.begin(), candidates.end(), rng);
     CandidateExample example;

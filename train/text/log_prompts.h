@@ -7,7 +7,8 @@
 //                     the target's rating is a like (TALLRec's instruction and input wording);
 //   candidate_choice  the history's most recent titles, and `candidates` candidates: the target
 //                     and candidates − 1 items drawn uniformly from those the user never
-//                     interacted with, shuffled (the S-DPO format).
+//                     interacted with, all titles distinct, shuffled (the S-DPO format); a target
+//                     the user already had in the history (a repeat) makes no prompt.
 // A part's target events are the last `per_user` of each user's events in that part (train,
 // valid or test) whose history is non-empty; a history only ever holds events strictly before
 // the target (EventSplit::history_end), so nothing held out reaches a prompt or training.

@@ -46,8 +46,9 @@ nlohmann::json evaluate_preference(PromptScorer& scorer, std::span<const TextExa
     correct += (scores.back() > 0) == (example.chosen == 0);
     progress.done(scores.size());
   }
+  const bool both_labels = std::count(labels.begin(), labels.end(), 1.0f) % labels.size() != 0;
   return {{"examples", examples.size()},
-          {"auc", auc(scores, labels)},
+          {"auc", both_labels ? nlohmann::json(auc(scores, labels)) : nlohmann::json(nullptr)},
           {"accuracy", static_cast<double>(correct) / examples.size()}};
 }
 

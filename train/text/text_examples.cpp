@@ -15,10 +15,24 @@ std::string joined(const std::vector<std::string>& items) {
   return out;
 }
 
-void replace_all(std::string& text, const std::string& marker, const std::string& value) {
-  for (size_t at = 0; (at = text.find(marker, at)) != std::string::npos; at += value.size()) {
-    text.replace(at, marker.size(), value);
+// Every {marker} of `text` replaced by its value in one pass, so a value that holds a marker (a
+// title "{candidates}") is never expanded again.
+std::string fill_template(const std::string& text,
+                          const std::vector<std::pair<std::string, std::string>>& values) {
+  std::string out;
+  for (size_t at = 0; at < text.size();) {
+    bool replaced = false;
+    for (const auto& [marker, value] : values) {
+      if (text.compare(at, marker.size(), marker) == 0) {
+        out += value;
+        at += marker.size();
+        replaced = true;
+        break;
+      }
+    }
+    if (!replaced) out += text[at++];
   }
+  return out;
 }
 
 std::vector<int32_t> chat_prompt(const Tokenizer& tokenizer, const std::string& text) {
@@ -34,7 +48,10 @@ std::vector<Example> select(const std::vector<Example>& all, const ExampleSlice&
 }
 
 void check_fits(const TextExample& example, int max_context, const std::string& file, int index) {
+  RECFORGE_CHECK(example.answers.size() >= 2, file, ": example ", index,
+                 " has fewer than two answers to choose from");
   for (const std::vector<int32_t>& answer : example.answers) {
+    RECFORGE_CHECK(!answer.empty(), file, ": example ", index, " has an empty answer");
     const size_t tokens = example.prompt.size() + answer.size() + 1;
     RECFORGE_CHECK(tokens <= static_cast<size_t>(max_context), file, ": example ", index, " has ",
                    tokens, " tokens with an answer, more than prompts.max_context ", max_context);
@@ -57,7 +74,11 @@ std::vector<TextExample> preference_examples(const PromptsSection& prompts,
     const InstructionExample& example = examples[i];
     RECFORGE_CHECK(example.output == "Yes." || example.output == "No.", slice.file, ": example ", i,
                    ": output \"", example.output, "\" is not \"Yes.\" or \"No.\"");
-    out.push_back({chat_prompt(tokenizer, preference_message(example, demonstrations)), answers,
+    std::vector<InstructionExample> shown;  // never the example itself with its label
+    for (const InstructionExample& demo : demonstrations) {
+      if (demo.input != example.input) shown.push_back(demo);
+    }
+    out.push_back({chat_prompt(tokenizer, preference_message(example, shown)), answers,
                    example.output == "Yes." ? 0 : 1});
   }
   return out;
@@ -92,18 +113,17 @@ std::string preference_message(const InstructionExample& example,
 
 std::string candidate_choice_message(const CandidateExample& example,
                                      const std::string& template_text) {
-  std::string text = template_text;
-  replace_all(text, "{history}", joined(example.history));
-  replace_all(text, "{candidates}", joined(example.candidates));
-  return text;
+  return fill_template(template_text, {{"{history}", joined(example.history)},
+                                       {"{candidates}", joined(example.candidates)}});
 }
 
 std::vector<int> slice_indices(const ExampleSlice& slice, int total) {
   RECFORGE_CHECK(slice.first >= 0 && slice.count >= 0 && slice.first <= total, slice.file,
                  ": the slice starts at example ", slice.first, " of ", total);
-  const int end = slice.count == 0 ? total : slice.first + slice.count;
-  RECFORGE_CHECK(end <= total, slice.file, ": the slice [", slice.first, ", ", end,
-                 ") runs past its ", total, " examples");
+  const int64_t wanted = slice.count == 0 ? total : int64_t{slice.first} + slice.count;
+  const int end = static_cast<int>(std::min<int64_t>(wanted, slice.capped ? total : wanted));
+  RECFORGE_CHECK(wanted <= total || slice.capped, slice.file, ": the slice [", slice.first, ", ",
+                 wanted, ") runs past its ", total, " examples");
   std::vector<int> indices(end - slice.first);
   std::iota(indices.begin(), indices.end(), slice.first);
   if (slice.shots == 0) return indices;

@@ -31,9 +31,11 @@ struct ExampleSlice {
   int first = 0, count = 0;
   int shots = 0;  // > 0: this many drawn without replacement from the slice, in drawn order
   uint64_t seed = 0;
+  bool capped = false;  // a slice past the file's end stops at it (a test limit) instead of failing
 };
 
-// The user message of a TALLRec example, demonstrations first ("<input>\nAnswer: <output>").
+// The user message of a TALLRec example, demonstrations first ("<input>\nAnswer: <output>"); a
+// demonstration with the example's own input is left out when the examples are loaded.
 std::string preference_message(const InstructionExample& example,
                                std::span<const InstructionExample> demonstrations);
 // `template_text` with {history} and {candidates} replaced by the comma-joined titles.

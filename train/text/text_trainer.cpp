@@ -49,6 +49,7 @@ struct StageState {
   int64_t best_step = -1;
   int evals_without_improvement = 0;
   bool stopped_early = false;
+  int64_t last_eval_step = -1;
 };
 
 void to_json(json& j, const StageState& s) {
@@ -58,7 +59,8 @@ void to_json(json& j, const StageState& s) {
        {"best", std::isfinite(s.best) ? json(s.best) : json(nullptr)},
        {"best_step", s.best_step},
        {"evals_without_improvement", s.evals_without_improvement},
-       {"stopped_early", s.stopped_early}};
+       {"stopped_early", s.stopped_early},
+       {"last_eval_step", s.last_eval_step}};
 }
 
 StageState state_from_json(const json& j) {
@@ -70,6 +72,7 @@ StageState state_from_json(const json& j) {
   s.best_step = j.at("best_step");
   s.evals_without_improvement = j.at("evals_without_improvement");
   s.stopped_early = j.at("stopped_early");
+  s.last_eval_step = j.at("last_eval_step");
   return s;
 }
 
@@ -88,10 +91,12 @@ class TextRun {
     return dir_ / "checkpoints" / (stage.name + "-" + kind);
   }
   std::vector<TextExample> examples(const std::string& file, int first, int count, int shots,
-                                    uint64_t seed) const;
+                                    uint64_t seed, bool capped = false) const;
+  void check_groups_fit() const;
   StageData stage_data(const StageSection& stage);
   void start_adapters(size_t index);
   TrainStatus train_stage(size_t index);
+  uint64_t dropout_seed(const StageSection& stage, int64_t step, size_t micro) const;
   double train_step(const StageSection& stage, const StageData& data,
                     std::span<const int> micro_batches, int64_t step, DpoSums& dpo);
   void evaluate_and_keep_best(const StageSection& stage, StageState& state);
@@ -100,6 +105,7 @@ class TextRun {
   void load_adapters(const fs::path& dir);
   void save_latest(const StageSection& stage, const StageState& state, AdamW& optimizer) const;
   std::optional<StageState> restore_latest(const StageSection& stage, AdamW& optimizer);
+  nlohmann::json data_settings(const StageSection& stage) const;
 
   const RunConfig& config_;
   TrainerOptions options_;
@@ -144,7 +150,8 @@ TextRun::TextRun(const RunConfig& config, const TrainerOptions& options)
   const PromptsSection& p = config.prompts;
   train_ = examples(p.train, p.train_first, p.train_count, p.shots, p.shots_seed);
   if (!p.valid.empty()) valid_ = examples(p.valid, p.valid_first, p.valid_count, 0, 0);
-  if (!p.test.empty()) test_ = examples(p.test, 0, p.test_limit, 0, 0);
+  if (!p.test.empty()) test_ = examples(p.test, 0, p.test_limit, 0, 0, true);
+  check_groups_fit();
   std::printf(
       "recforge train: %s (%s, %d layers) with LoRA r=%d on %s: %zu training, %zu "
       "validation, %zu test prompts (%s)\n",
@@ -154,9 +161,30 @@ TextRun::TextRun(const RunConfig& config, const TrainerOptions& options)
       name_of(p.task).c_str());
 }
 
-std::vector<TextExample> TextRun::examples(const std::string& file, int first, int count, int shots,
-                                           uint64_t seed) const {
-  return load_text_examples(config_.prompts, {file, first, count, shots, seed}, tokenizer_);
+// Every DPO stage's groups (an example's true and rejected answers, packed together) must fit one
+// micro-batch: said before the first stage trains, not when the DPO stage starts.
+void TextRun::check_groups_fit() const {
+  for (const StageSection& stage : config_.stages) {
+    if (stage.objective.type != ObjectiveType::kDpo) continue;
+    for (size_t i = 0; i < train_.size(); ++i) {
+      std::vector<size_t> lengths;
+      for (const auto& answer : train_[i].answers) lengths.push_back(answer.size());
+      std::sort(lengths.rbegin(), lengths.rend());
+      const size_t group = std::min<size_t>(lengths.size(), stage.objective.dpo.rejected + 1);
+      size_t tokens = 0;
+      for (size_t k = 0; k < group; ++k) tokens += train_[i].prompt.size() + lengths[k] - 1;
+      RECFORGE_CHECK(tokens <= static_cast<size_t>(config_.model.max_tokens), "stage ",
+                     stage.name, ": training example ", i, " with its ", group - 1,
+                     " rejected answers can take ", tokens, " tokens, more than model.max_tokens ",
+                     config_.model.max_tokens, ": raise it or lower objective.dpo.rejected");
+    }
+  }
+}
+
+std::vector<TextExample> TextRun::examples(const std::string& file, int first, int count,
+                                           int shots, uint64_t seed, bool capped) const {
+  return load_text_examples(config_.prompts, {file, first, count, shots, seed, capped},
+                            tokenizer_);
 }
 
 TextRun::StageData TextRun::stage_data(const StageSection& stage) {
@@ -176,6 +204,13 @@ TextRun::StageData TextRun::stage_data(const StageSection& stage) {
   return data;
 }
 
+// One LoRA dropout seed per (stage, step, micro-batch).
+uint64_t TextRun::dropout_seed(const StageSection& stage, int64_t step, size_t micro) const {
+  const uint64_t index = static_cast<uint64_t>(&stage - config_.stages.data());
+  return ((config_.run.seed * 1000003 + index) * 1000003 + static_cast<uint64_t>(step)) * 64 +
+         micro;
+}
+
 double TextRun::train_step(const StageSection& stage, const StageData& data,
                            std::span<const int> micro_batches, int64_t step, DpoSums& dpo) {
   model_->zero_gradients();
@@ -183,8 +218,8 @@ double TextRun::train_step(const StageSection& stage, const StageData& data,
   if (stage.objective.type == ObjectiveType::kSft) {
     double tokens = 0.0;
     for (int b : micro_batches) tokens += static_cast<double>(data.batches[b].answer_tokens);
-    const SftOptions options{true, config_.run.seed * 1000003 + static_cast<uint64_t>(step)};
     for (size_t i = 0; i < micro_batches.size(); ++i) {
+      const SftOptions options{true, dropout_seed(stage, step, i)};
       loss += sft_forward_backward(*model_, data.batches[micro_batches[i]], tokens, options,
                                    i + 1 == micro_batches.size());
     }
@@ -208,9 +243,10 @@ void TextRun::evaluate_and_keep_best(const StageSection& stage, StageState& stat
                                   stage.name + " valid"};
   json metrics = evaluate_text(*model_, tokenizer_, valid_, settings);
   const std::string& key = stage.eval.metric.key;
-  RECFORGE_CHECK(metrics.contains(key), "eval.metric ", key, " is not a ",
-                 name_of(config_.prompts.task), " metric (", metrics.dump(), ")");
+  RECFORGE_CHECK(metrics.contains(key) && metrics[key].is_number(), "eval.metric ", key,
+                 " has no value on prompts.valid (", metrics.dump(), ")");
   const double value = metrics[key].get<double>();
+  state.last_eval_step = state.step;
   const double signed_value = stage.eval.metric.higher_is_better ? value : -value;
   const bool improved = signed_value > state.best;
   if (improved) {
@@ -267,6 +303,10 @@ TrainStatus TextRun::train_stage(size_t index) {
                   {stage.train.lr, stage.train.beta1, stage.train.beta2, stage.train.eps,
                    stage.train.weight_decay});
   StageState state = restore_latest(stage, optimizer).value_or(StageState{});
+  RECFORGE_CHECK(state.step <= total && state.step_in_epoch <= steps_per_epoch, "stage ",
+                 stage.name, ": the checkpoint is at step ", state.step, " (", state.step_in_epoch,
+                 " of an epoch), past this config's ", total, " steps (", steps_per_epoch,
+                 " per epoch)");
   Progress progress(state.step, total);
   while (state.step < total && !state.stopped_early) {
     std::vector<int> order(batches);
@@ -311,11 +351,15 @@ TrainStatus TextRun::train_stage(size_t index) {
         return TrainStatus::kInterrupted;
       }
     }
-    if (state.step_in_epoch == steps_per_epoch) {
+    if (state.step_in_epoch >= steps_per_epoch) {
       ++state.epoch;
       state.step_in_epoch = 0;
       if (stage.eval.every_steps == 0) evaluate_and_keep_best(stage, state);
     }
+    save_latest(stage, state, optimizer);
+  }
+  if (!valid_.empty() && state.last_eval_step != state.step && !state.stopped_early) {
+    evaluate_and_keep_best(stage, state);  // the steps after the last evaluation count too
     save_latest(stage, state, optimizer);
   }
   finish_stage(stage, state);
@@ -344,7 +388,15 @@ void TextRun::save_adapters(const fs::path& dir) const {
 }
 
 void TextRun::load_adapters(const fs::path& dir) {
-  model_->load_adapter_parameters(load_llama_peft_adapter(dir, pretrained_.config).values);
+  const LlamaPeftAdapter adapter = load_llama_peft_adapter(dir, pretrained_.config);
+  RECFORGE_CHECK(adapter.config.rank == model_->lora_config().rank &&
+                     adapter.config.scale() == model_->lora_config().scale() &&
+                     adapter.config.resolved_targets() == model_->lora_config().resolved_targets(),
+                 dir.string(), ": adapters of rank ", adapter.config.rank, ", scale ",
+                 adapter.config.scale(), " on other layers or at another scale than this run's ",
+                 "finetune.lora (rank ", model_->lora_config().rank, ", scale ",
+                 model_->lora_config().scale(), ")");
+  model_->load_adapter_parameters(adapter.values);
 }
 
 // Written into "<latest>.tmp", then swapped in by renames: a crash leaves the old checkpoint
@@ -353,6 +405,7 @@ void TextRun::save_latest(const StageSection& stage, const StageState& state,
                           AdamW& optimizer) const {
   const fs::path latest = checkpoint(stage, "latest");
   const fs::path tmp = latest.string() + ".tmp", old = latest.string() + ".old";
+  if (!fs::exists(latest) && fs::exists(old)) fs::rename(old, latest);  // a crash mid-swap
   fs::remove_all(tmp);
   save_adapters(tmp);
   const auto [m, v] = optimizer.full_moments();
@@ -360,6 +413,7 @@ void TextRun::save_latest(const StageSection& stage, const StageState& state,
   write_safetensors(tmp / "optimizer.safetensors", {{"m", {n}, m}, {"v", {n}, v}});
   json trainer_state = state;
   trainer_state["adam_steps"] = optimizer.steps_taken();
+  trainer_state["settings"] = data_settings(stage);
   write_file_atomically(tmp / "trainer_state.json", trainer_state.dump(2) + "\n");
   sync_directory(tmp);
   fs::remove_all(old);
@@ -369,17 +423,47 @@ void TextRun::save_latest(const StageSection& stage, const StageState& state,
   fs::remove_all(old);
 }
 
+// What decides a stage's micro-batches, their order and its step count: a resume must see the same.
+json TextRun::data_settings(const StageSection& stage) const {
+  const PromptsSection& p = config_.prompts;
+  return {{"seed", config_.run.seed},
+          {"train", p.train},
+          {"train_first", p.train_first},
+          {"train_count", p.train_count},
+          {"shots", p.shots},
+          {"shots_seed", p.shots_seed},
+          {"in_context", p.in_context},
+          {"max_tokens", config_.model.max_tokens},
+          {"batch_size", stage.train.batch_size},
+          {"grad_accum", stage.train.grad_accum},
+          {"epochs", stage.train.epochs},
+          {"max_steps", stage.train.max_steps},
+          {"rejected", stage.objective.dpo.rejected}};
+}
+
 std::optional<StageState> TextRun::restore_latest(const StageSection& stage, AdamW& optimizer) {
   if (!options_.resume) return std::nullopt;
   fs::path latest = checkpoint(stage, "latest");
   if (!fs::exists(latest)) latest = latest.string() + ".old";
   if (!fs::exists(latest / "trainer_state.json")) return std::nullopt;
   std::ifstream in(latest / "trainer_state.json");
-  const json saved = json::parse(in);
+  const json saved = json::parse(in, nullptr, false);
+  RECFORGE_CHECK(!saved.is_discarded() && saved.is_object() && saved.contains("settings"),
+                 (latest / "trainer_state.json").string(), ": not a text trainer state");
+  RECFORGE_CHECK(options_.allow_config_change || saved["settings"] == data_settings(stage),
+                 "stage ", stage.name, ": the settings that decide the data and its order changed ",
+                 "since ", latest.string(), " was written (", saved["settings"].dump(), " then, ",
+                 data_settings(stage).dump(), " now): resume with the same config, or pass ",
+                 "--allow-config-change");
   load_adapters(latest);
   const SafetensorsFile moments = SafetensorsFile::read(latest / "optimizer.safetensors");
   optimizer.restore(moments.f32("m"), moments.f32("v"), saved.at("adam_steps").get<int>());
-  StageState state = state_from_json(saved);
+  StageState state;
+  try {
+    state = state_from_json(saved);
+  } catch (const json::exception& e) {
+    throw Error(concat((latest / "trainer_state.json").string(), ": ", e.what()));
+  }
   std::printf("stage %s: resumed from %s at step %lld\n", stage.name.c_str(), latest.c_str(),
               static_cast<long long>(state.step));
   return state;

@@ -218,9 +218,11 @@ stages:
   - name: sft
     objective: {type: sft}
     finetune: {method: lora, lora: {rank: 4, targets: [q_proj, v_proj]}}
+    eval: {metric: hr@1}
   - name: sdpo
     objective: {type: dpo, dpo: {loss: sdpo, rejected: 8}}
     finetune: {method: lora, lora: {rank: 4, targets: [q_proj, v_proj]}}
+    eval: {metric: hr@1}
 )";
 
 TEST(TextRunConfig, ReadsPromptsAndAllowsABf16BaseUnderLora) {
@@ -256,6 +258,13 @@ TEST(TextRunConfigErrors, RefusesADecoderLoraTarget) {
 TEST(TextRunConfigErrors, StagesShareOneAdapterShape) {
   const std::string error = error_of(kTextRun, {"stages.sdpo.finetune.lora.rank=8"});
   EXPECT_NE(error.find("finetune.lora must match the first stage's"), std::string::npos) << error;
+}
+
+TEST(TextRunConfigErrors, RefusesAMetricTheTaskDoesNotReport) {
+  const std::string error = error_of(kTextRun, {"stages.sft.eval.metric=auc"});
+  EXPECT_NE(error.find("eval.metric auc is not a candidate_choice metric (expected hr@1)"),
+            std::string::npos)
+      << error;
 }
 
 TEST(TextRunConfigErrors, RefusesFullFineTuning) {

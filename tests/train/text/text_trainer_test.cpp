@@ -34,14 +34,14 @@ class TextTrainerTest : public ::testing::Test {
     std::vector<float> parameters =
         testing::random_normal<float>(rng, llama_layout(config_).total_size(), 0.1);
     save_llama_hf_directory(dir_ / "model", config_, parameters, testing::tiny_spec());
-    write_prompts(rng);
+    write_prompts();
   }
   void TearDown() override { fs::remove_all(dir_); }
 
-  void write_prompts(std::mt19937_64& rng) {
+  void write_prompts() {
     json examples = json::array();
     for (int i = 0; i < 24; ++i) {
-      const bool yes = rng() % 2 == 0;
+      const bool yes = i % 2 == 0;  // both labels in every slice
       examples.push_back(
           {{"instruction", "Like?"},
            {"input", std::string(yes ? "hello aa" : "world") + " #" + std::to_string(i)},
@@ -98,16 +98,32 @@ TEST_F(TextTrainerTest, TrainsSftThenDpoAndLeavesAdaptersAndTestMetrics) {
                      llama_lora_layout(config_, {2, 16, false, 0, {"q_proj", "v_proj"}}), 1));
 }
 
-TEST_F(TextTrainerTest, AnInterruptedRunResumesToTheSameAdapters) {
+class TextTrainerResumeTest : public TextTrainerTest,
+                              public ::testing::WithParamInterface<int> {};
+
+// Interrupted inside SFT's second epoch (3), at the end of its first (4) and at its last step (8).
+TEST_P(TextTrainerResumeTest, AnInterruptedRunResumesToTheSameAdapters) {
   ASSERT_EQ(train_text(config("whole"), {}), TrainStatus::kCompleted);
   TrainerOptions interrupt;
-  interrupt.interrupt_after_steps = 3;  // inside the second epoch of SFT
+  interrupt.interrupt_after_steps = GetParam();
   ASSERT_EQ(train_text(config("resumed"), interrupt), TrainStatus::kInterrupted);
   TrainerOptions resume;
   resume.resume = true;
   ASSERT_EQ(train_text(config("resumed"), resume), TrainStatus::kCompleted);
   EXPECT_EQ(adapter("resumed", "sft"), adapter("whole", "sft"));
   EXPECT_EQ(adapter("resumed", "dpo"), adapter("whole", "dpo"));
+}
+
+INSTANTIATE_TEST_SUITE_P(Steps, TextTrainerResumeTest, ::testing::Values(3, 4, 8));
+
+TEST_F(TextTrainerTest, RefusesToResumeWithSettingsThatChangeTheData) {
+  TrainerOptions interrupt;
+  interrupt.interrupt_after_steps = 2;
+  ASSERT_EQ(train_text(config("run"), interrupt), TrainStatus::kInterrupted);
+  TrainerOptions resume;
+  resume.resume = true;
+  EXPECT_ERROR_CONTAINS(train_text(config("run", {"stages.sft.train.batch_size=2"}), resume),
+                        "the settings that decide the data and its order changed");
 }
 
 TEST_F(TextTrainerTest, RefusesARunDirectoryWithCheckpointsWithoutResume) {
