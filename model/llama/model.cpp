@@ -9,6 +9,7 @@
 #include "kernels/classifier.h"
 #include "kernels/columns.h"
 #include "kernels/convert.h"
+#include "kernels/cross_entropy.h"
 #include "kernels/embedding.h"
 #include "kernels/matmul.h"
 #include "kernels/nvtx.h"
@@ -389,40 +390,98 @@ double LlamaModel<T>::output_loss(const DeviceBatch& batch, bool backward) {
   return sum / static_cast<double>(counted);
 }
 
+// The rows of `host` with a counted target, per sequence (sequence s: rows[firsts[s] ..
+// firsts[s + 1])), and those targets.
+struct CountedRows {
+  std::vector<int32_t> rows, targets, firsts;
+};
+
+CountedRows counted_rows_of(const PackedBatch& host) {
+  CountedRows counted;
+  for (int s = 0; s < host.num_sequences(); ++s) {
+    counted.firsts.push_back(static_cast<int32_t>(counted.rows.size()));
+    for (int n = host.offsets[s]; n < host.offsets[s + 1]; ++n) {
+      if (host.targets[n] == kIgnoreIndex) continue;
+      counted.rows.push_back(n);
+      counted.targets.push_back(host.targets[n]);
+    }
+  }
+  counted.firsts.push_back(static_cast<int32_t>(counted.rows.size()));
+  return counted;
+}
+
 template <typename T>
-double LlamaModel<T>::weighted_sequence_loss(const DeviceBatch& batch,
-                                             std::span<const int32_t> offsets,
-                                             std::span<const double> weights, bool backward) {
-  NvtxRange range("llama weighted sequence loss");
+std::vector<double> LlamaModel<T>::counted_row_losses(const DeviceBatch& batch,
+                                                      const PackedBatch& host,
+                                                      std::span<const double> weights,
+                                                      bool backward) {
+  NvtxRange range("llama counted-row loss");
   const int N = batch.num_tokens(), C = config_.d_model, V = config_.vocab_size;
-  RECFORGE_CHECK(batch.targets() != nullptr, "weighted_sequence_loss needs a batch with targets");
-  RECFORGE_CHECK(
-      offsets.size() == weights.size() + 1 && offsets.front() == 0 && offsets.back() == N,
-      "weighted_sequence_loss: ", weights.size(), " weights and ", offsets.size(),
-      " offsets for a batch of ", N, " tokens");
+  RECFORGE_CHECK(host.num_tokens() == N && host.targets.size() == static_cast<size_t>(N) &&
+                     weights.size() == static_cast<size_t>(host.num_sequences()),
+                 "weighted_sequence_loss: a host batch of ", host.num_tokens(), " tokens and ",
+                 weights.size(), " weights for a batch of ", N, " tokens and ",
+                 host.num_sequences(), " sequences");
+  if (counted_hidden_.size() == 0) {
+    counted_hidden_ = Buffer<T>(ctx_.device(), static_cast<size_t>(max_tokens_) * C);
+    counted_rows_ = Buffer<int32_t>(ctx_.device(), max_tokens_);
+    counted_targets_ = Buffer<int32_t>(ctx_.device(), max_tokens_);
+  }
   if (backward) {
     allocate_gradient_scratch();
-    zero_bytes(ctx_, grad_.hidden, static_cast<size_t>(N) * C * sizeof(T));
+    if (counted_dhidden_.size() == 0) {
+      counted_dhidden_ = Buffer<T>(ctx_.device(), static_cast<size_t>(max_tokens_) * C);
+    }
+  }
+  const CountedRows counted = counted_rows_of(host);
+  const int R = static_cast<int>(counted.rows.size());
+  if (R > 0) {
+    counted_rows_.upload(counted.rows);
+    counted_targets_.upload(counted.targets);
+    gather_rows(ctx_, counted_hidden_.data(), hidden(), counted_rows_.data(), R, C);
   }
   T* dlm_head = backward && base_trains() ? weight_gradients_.lm_head : nullptr;
-  double loss = 0.0;
   // One classifier call per run of consecutive sequences with the same weight.
   for (size_t s = 0, end = 0; s < weights.size(); s = end) {
     for (end = s + 1; end < weights.size() && weights[end] == weights[s];) ++end;
-    const int first = offsets[s], rows = offsets[end] - first;
-    if (rows == 0 || weights[s] == 0.0) continue;
+    const int first = counted.firsts[s], rows = counted.firsts[end] - first;
+    if (rows == 0) continue;
     const int64_t at = static_cast<int64_t>(first) * C;
-    classifier_forward_backward(ctx_, losses_.data() + first,
-                                backward ? grad_.hidden + at : nullptr, dlm_head, hidden() + at,
-                                weights_.lm_head, batch.targets() + first, rows, C, V,
-                                static_cast<T>(weights[s]));
+    classifier_forward_backward(
+        ctx_, losses_.data() + first, backward ? counted_dhidden_.data() + at : nullptr,
+        backward ? dlm_head : nullptr, counted_hidden_.data() + at, weights_.lm_head,
+        counted_targets_.data() + first, rows, C, V, static_cast<T>(weights[s]));
   }
-  const std::vector<double> losses = download_losses(N);
+  if (backward) {
+    zero_bytes(ctx_, grad_.hidden, static_cast<size_t>(N) * C * sizeof(T));
+    if (R > 0) {
+      scatter_rows(ctx_, grad_.hidden, counted_dhidden_.data(), counted_rows_.data(), R, N, C);
+    }
+  }
+  const std::vector<double> row_losses = download_losses(R);
+  std::vector<double> sequence_losses(weights.size(), 0.0);
   for (size_t s = 0; s < weights.size(); ++s) {
-    if (weights[s] == 0.0) continue;
-    for (int n = offsets[s]; n < offsets[s + 1]; ++n) loss += weights[s] * losses[n];
+    for (int i = counted.firsts[s]; i < counted.firsts[s + 1]; ++i) {
+      sequence_losses[s] += row_losses[i];
+    }
   }
+  return sequence_losses;
+}
+
+template <typename T>
+double LlamaModel<T>::weighted_sequence_loss(const DeviceBatch& batch, const PackedBatch& host,
+                                             std::span<const double> weights, bool backward) {
+  const std::vector<double> losses = counted_row_losses(batch, host, weights, backward);
+  double loss = 0.0;
+  for (size_t s = 0; s < weights.size(); ++s) loss += weights[s] * losses[s];
   return loss;
+}
+
+template <typename T>
+std::vector<double> LlamaModel<T>::sequence_losses(const DeviceBatch& batch,
+                                                   const PackedBatch& host) {
+  const std::vector<double> ones(host.num_sequences(), 1.0);
+  return counted_row_losses(batch, host, ones, false);
 }
 
 template <typename T>

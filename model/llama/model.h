@@ -139,11 +139,16 @@ class LlamaModel {
   // tied output layer) accumulates the output layer's gradient. Returns the mean loss.
   double output_loss(const DeviceBatch& batch, bool backward);
   // L = Σ_s weights[s] · CE_s, CE_s the summed next-token cross-entropy of sequence s's counted
-  // targets (offsets: the batch's host offsets), for losses that are functions of per-sequence
-  // log-probabilities (DPO over text: weights[s] = −∂L/∂log p_s; SFT: every weight 1/count). With
-  // `backward`, writes ∂L/∂hidden (and accumulates a trained output layer's gradient). Returns L.
-  double weighted_sequence_loss(const DeviceBatch& batch, std::span<const int32_t> offsets,
+  // targets (host: the batch as packed on the host), for losses that are functions of
+  // per-sequence log-probabilities (DPO over text: weights[s] = −∂L/∂log p_s; SFT: every weight
+  // 1/count). Only the counted rows reach the output layer: they are gathered into a compact
+  // [R, C] block first (a prompt's rows cost nothing there), and their ∂L/∂hidden scattered back
+  // (every other row zero). With `backward`, writes ∂L/∂hidden (and accumulates a trained output
+  // layer's gradient). Returns L.
+  double weighted_sequence_loss(const DeviceBatch& batch, const PackedBatch& host,
                                 std::span<const double> weights, bool backward);
+  // CE_s of every sequence (forward only, the same compact path): −log p of its counted targets.
+  std::vector<double> sequence_losses(const DeviceBatch& batch, const PackedBatch& host);
   // −log p(target) of every row of the last forward ([N], 0 on ignored targets), on the host.
   std::vector<double> target_losses(const DeviceBatch& batch);
   // logits [N, V] = hidden · lm_headᵀ for the first num_tokens rows.
@@ -212,6 +217,8 @@ class LlamaModel {
   void allocate_gradient_scratch();
   // The fp32 weight of a block's linear layer: in place, or widened from bf16 into widened_.
   const T* linear_weight(int l, LlamaLinear linear);
+  std::vector<double> counted_row_losses(const DeviceBatch& batch, const PackedBatch& host,
+                                         std::span<const double> weights, bool backward);
   void allocate_lora_activations();
   bool base_trains() const { return !base_frozen_; }
   const T* block_input(int l) const;
@@ -242,6 +249,9 @@ class LlamaModel {
   int max_tokens_;
   int num_tokens_ = 0;  // of the last forward
   Buffer<T> parameters_, gradients_, activations_, gradient_scratch_, losses_;
+  // The counted rows' hidden states, their gradients, indices and targets (weighted losses).
+  Buffer<T> counted_hidden_, counted_dhidden_;
+  Buffer<int32_t> counted_rows_, counted_targets_;
   LlamaTensors<T> weights_, weight_gradients_{};
   Buffer<bf16> linear16_;  // bf16 storage: every linear weight, layout order
   std::vector<std::array<const bf16*, kNumLlamaLinears>> linear16_of_;  // [n_layer]

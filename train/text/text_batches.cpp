@@ -118,14 +118,4 @@ std::vector<TextBatch> dpo_batches(std::span<const TextExample> examples, int re
   return batches;
 }
 
-std::vector<double> sequence_log_probs(const PackedBatch& batch, std::span<const double> losses) {
-  std::vector<double> log_probs;
-  for (int b = 0; b < batch.num_sequences(); ++b) {
-    double sum = 0.0;
-    for (int n = batch.offsets[b]; n < batch.offsets[b + 1]; ++n) sum -= losses[n];
-    log_probs.push_back(sum);
-  }
-  return log_probs;
-}
-
 }  // namespace recforge

@@ -37,7 +37,4 @@ std::vector<TextBatch> sft_batches(std::span<const TextExample> examples, int32_
 std::vector<TextBatch> dpo_batches(std::span<const TextExample> examples, int rejected,
                                    uint64_t seed, int max_examples, int max_tokens);
 
-// Σ of −loss over each sequence's rows: per-sequence answer log-probabilities.
-std::vector<double> sequence_log_probs(const PackedBatch& batch, std::span<const double> losses);
-
 }  // namespace recforge

@@ -9,6 +9,11 @@ DeviceBatch upload(const LlamaModel<float>& model, const TextBatch& batch) {
   return DeviceBatch(model.context().device(), batch.host, model.config().batch_limits());
 }
 
+std::vector<double> log_probs_of(std::vector<double> losses) {
+  for (double& loss : losses) loss = -loss;
+  return losses;
+}
+
 }  // namespace
 
 double sft_forward_backward(LlamaModel<float>& model, const TextBatch& batch, double step_tokens,
@@ -17,7 +22,7 @@ double sft_forward_backward(LlamaModel<float>& model, const TextBatch& batch, do
   const DeviceBatch device = upload(model, batch);
   model.forward(device, {.training = options.training, .dropout_seed = options.dropout_seed});
   const std::vector<double> weights(batch.host.num_sequences(), 1.0 / step_tokens);
-  const double loss = model.weighted_sequence_loss(device, batch.host.offsets, weights, true);
+  const double loss = model.weighted_sequence_loss(device, batch.host, weights, true);
   model.backward(device, last_of_step);
   return loss;
 }
@@ -26,7 +31,7 @@ std::vector<double> answer_log_probs(LlamaModel<float>& model, const TextBatch& 
                                      bool use_adapters) {
   const DeviceBatch device = upload(model, batch);
   model.forward(device, {.use_adapters = use_adapters});
-  return sequence_log_probs(batch.host, model.target_losses(device));
+  return log_probs_of(model.sequence_losses(device, batch.host));
 }
 
 void DpoSums::add(const DpoSums& other) {
@@ -46,7 +51,7 @@ DpoSums dpo_forward_backward(LlamaModel<float>& model, const TextBatch& batch,
                  batch.host.num_sequences(), " sequences");
   const DeviceBatch device = upload(model, batch);
   model.forward(device);
-  const std::vector<double> policy = sequence_log_probs(batch.host, model.target_losses(device));
+  const std::vector<double> policy = log_probs_of(model.sequence_losses(device, batch.host));
   std::vector<double> weights(policy.size());
   DpoSums sums;
   size_t first = 0;
@@ -63,7 +68,7 @@ DpoSums dpo_forward_backward(LlamaModel<float>& model, const TextBatch& batch,
     ++sums.examples;
     first += K;
   }
-  model.weighted_sequence_loss(device, batch.host.offsets, weights, true);
+  model.weighted_sequence_loss(device, batch.host, weights, true);
   model.backward(device, last_of_step);
   return sums;
 }

@@ -1,6 +1,7 @@
 #include "train/text/text_trainer.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -173,18 +174,17 @@ void TextRun::check_groups_fit() const {
       const size_t group = std::min<size_t>(lengths.size(), stage.objective.dpo.rejected + 1);
       size_t tokens = 0;
       for (size_t k = 0; k < group; ++k) tokens += train_[i].prompt.size() + lengths[k] - 1;
-      RECFORGE_CHECK(tokens <= static_cast<size_t>(config_.model.max_tokens), "stage ",
-                     stage.name, ": training example ", i, " with its ", group - 1,
+      RECFORGE_CHECK(tokens <= static_cast<size_t>(config_.model.max_tokens), "stage ", stage.name,
+                     ": training example ", i, " with its ", group - 1,
                      " rejected answers can take ", tokens, " tokens, more than model.max_tokens ",
                      config_.model.max_tokens, ": raise it or lower objective.dpo.rejected");
     }
   }
 }
 
-std::vector<TextExample> TextRun::examples(const std::string& file, int first, int count,
-                                           int shots, uint64_t seed, bool capped) const {
-  return load_text_examples(config_.prompts, {file, first, count, shots, seed, capped},
-                            tokenizer_);
+std::vector<TextExample> TextRun::examples(const std::string& file, int first, int count, int shots,
+                                           uint64_t seed, bool capped) const {
+  return load_text_examples(config_.prompts, {file, first, count, shots, seed, capped}, tokenizer_);
 }
 
 TextRun::StageData TextRun::stage_data(const StageSection& stage) {
@@ -317,12 +317,18 @@ TrainStatus TextRun::train_stage(size_t index) {
       const std::span<const int> micro(order.data() + first,
                                        std::min<int64_t>(accum, batches - first));
       DpoSums dpo;
+      const auto started = std::chrono::steady_clock::now();
       const double loss = train_step(stage, data, micro, state.step, dpo);
       const float lr = learning_rate(stage.train, state.step, total);
       const float norm = optimizer.step(lr, stage.train.grad_clip);
+      const double seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+      int64_t tokens = 0;
+      for (int b : micro) tokens += data.batches[b].host.num_tokens();
       progress.update(++state.step);
-      json event = {{"event", "train"}, {"stage", stage.name}, {"step", state.step}, {"loss", loss},
-                    {"lr", lr},         {"grad_norm", norm}};
+      json event = {
+          {"event", "train"}, {"stage", stage.name}, {"step", state.step}, {"loss", loss},
+          {"lr", lr},         {"grad_norm", norm},   {"tokens", tokens},   {"seconds", seconds}};
       if (dpo.examples > 0) {
         event["margin"] = dpo.margin / dpo.examples;
         event["accuracy"] = dpo.accuracy / dpo.examples;

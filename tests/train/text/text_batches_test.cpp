@@ -79,14 +79,5 @@ TEST(DpoBatches, CapTheGroupAtTheAnswersThereAre) {
   EXPECT_EQ(dpo_batches(examples, 5, 1, 8, 1000)[0].group_sizes, (std::vector<int>{2}));
 }
 
-TEST(SequenceLogProbs, SumEachSequencesNegatedLosses) {
-  PackedBatch batch = empty_batch();
-  const std::vector<int32_t> a = {1, 2}, b = {3};
-  batch.add_sequence(a);
-  batch.add_sequence(b);
-  const std::vector<double> losses = {0.5, 0.25, 2.0};
-  EXPECT_EQ(sequence_log_probs(batch, losses), (std::vector<double>{-0.75, -2.0}));
-}
-
 }  // namespace
 }  // namespace recforge

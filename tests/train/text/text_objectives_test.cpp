@@ -28,7 +28,7 @@ TEST_F(TextObjectivesTest, SftGradientIsZeroOnPromptRowsAndNotOnAnswerRows) {
   const DeviceBatch batch(Device::kCpu, host, tiny.config.batch_limits());
   model->forward(batch);
   const std::vector<double> weights(host.num_sequences(), 1.0 / batches[0].answer_tokens);
-  model->weighted_sequence_loss(batch, host.offsets, weights, true);
+  model->weighted_sequence_loss(batch, host, weights, true);
   const int C = tiny.config.d_model;
   for (int n = 0; n < host.num_tokens(); ++n) {
     double norm = 0.0;

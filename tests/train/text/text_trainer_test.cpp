@@ -98,8 +98,7 @@ TEST_F(TextTrainerTest, TrainsSftThenDpoAndLeavesAdaptersAndTestMetrics) {
                      llama_lora_layout(config_, {2, 16, false, 0, {"q_proj", "v_proj"}}), 1));
 }
 
-class TextTrainerResumeTest : public TextTrainerTest,
-                              public ::testing::WithParamInterface<int> {};
+class TextTrainerResumeTest : public TextTrainerTest, public ::testing::WithParamInterface<int> {};
 
 // Interrupted inside SFT's second epoch (3), at the end of its first (4) and at its last step (8).
 TEST_P(TextTrainerResumeTest, AnInterruptedRunResumesToTheSameAdapters) {
