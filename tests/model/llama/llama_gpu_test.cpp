@@ -111,6 +111,40 @@ INSTANTIATE_TEST_SUITE_P(Storage, LlamaGpuTest,
                                       info.param.lora ? "Lora" : "Base");
                          });
 
+// The weighted per-sequence loss of text SFT and DPO (counted rows gathered, their gradient
+// scattered back), with weights of both signs, on LoRA adapters over a frozen base.
+LlamaRun run_weighted(const Context& ctx) {
+  const LlamaConfig config = gpu_config(Precision::kFp32);
+  const PackedBatch host = gpu_batch(config);
+  LlamaModel<float> model(ctx, config, host.num_tokens(), false);
+  std::mt19937_64 rng(7);
+  model.load_parameters(random_normal<float>(rng, model.layout().total_size(), 0.2));
+  LlamaLoraConfig adapters;
+  adapters.rank = 4;
+  adapters.targets = {"q_proj", "v_proj", "down_proj"};
+  model.enable_lora(adapters, 5);
+  model.load_adapter_parameters(random_normal<float>(rng, model.lora_layout().total_size(), 0.1));
+  const DeviceBatch batch(ctx.device(), host, config.batch_limits());
+  model.forward(batch);
+  const std::vector<double> weights = {0.5, -0.25, 0.5, 1.0, -0.75};
+  LlamaRun run;
+  for (double loss : model.sequence_losses(batch, host)) run.logits.push_back(float(loss));
+  model.zero_gradients();
+  run.loss = model.weighted_sequence_loss(batch, host, weights, true);
+  model.backward(batch, true);
+  run.gradients = model.adapter_gradients().download();
+  return run;
+}
+
+using LlamaWeightedLossGpuTest = GpuTest;
+
+TEST_F(LlamaWeightedLossGpuTest, SequenceLossesAndAdapterGradientsMatchTheCpuBackend) {
+  const LlamaRun cpu = run_weighted(cpu_), gpu = run_weighted(cuda_);
+  expect_close("llama.gpu.weighted.sequence_losses", gpu.logits, cpu.logits, 1e-4);
+  expect_close("llama.gpu.weighted.gradients", gpu.gradients, cpu.gradients, 1e-3);
+  EXPECT_NEAR(gpu.loss, cpu.loss, 1e-4 * std::abs(cpu.loss));
+}
+
 using LlamaGenerationGpuTest = GpuTest;
 
 TEST_F(LlamaGenerationGpuTest, GreedyTokensMatchTheCpuBackend) {
