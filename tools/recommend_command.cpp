@@ -9,8 +9,6 @@
 #include <sstream>
 
 #include "kernels/check.h"
-#include "model/llama/export.h"
-#include "model/llama/load.h"
 #include "tools/commands.h"
 #include "tools/model_source.h"
 #include "train/data/dataset.h"
@@ -50,20 +48,12 @@ void run_text_recommend(const RecommendOptions& options) {
        j < items.size(); ++j) {
     history.push_back(titles[items[j]]);
   }
-  PretrainedLlama pretrained = load_pretrained_llama(resolve_pretrained(options.model));
-  const Tokenizer tokenizer(pretrained.tokenizer);
-  LlamaModel<float> model(Context::create(parse_device(options.device)), pretrained.config, 256,
-                          false);
-  model.load_parameters(pretrained.parameters);
-  if (!options.adapter.empty()) {
-    const LlamaPeftAdapter adapter = load_llama_peft_adapter(options.adapter, pretrained.config);
-    model.enable_lora(adapter.config, 0);
-    model.load_adapter_parameters(adapter.values);
-  }
+  TextModel loaded = load_text_model(options.model, options.adapter, parse_device(options.device),
+                                     Precision::kFp32, 256);
   const std::vector<int> seen(items.begin(), items.end());
-  const std::vector<RankedTitle> top =
-      rank_titles(model, tokenizer, next_title_message(history, options.template_text), titles,
-                  seen, options.k, pretrained.config.max_len);
+  const std::vector<RankedTitle> top = rank_titles(
+      *loaded.model, loaded.tokenizer, next_title_message(history, options.template_text), titles,
+      seen, options.k, loaded.config.max_len);
   for (size_t i = 0; i < top.size(); ++i) {
     std::printf("%zu\t%s\t%s\t%.4f\n", i + 1, data.item_name(top[i].item).c_str(),
                 titles[top[i].item].c_str(), top[i].log_prob);

@@ -4,8 +4,6 @@
 #include <nlohmann/json.hpp>
 
 #include "kernels/check.h"
-#include "model/llama/export.h"
-#include "model/llama/load.h"
 #include "train/text/text_evaluation.h"
 #include "train/text/text_examples.h"
 #include "train/text/text_trainer.h"
@@ -22,21 +20,12 @@ void run_text_eval(const TextEvalOptions& options) {
   prompts.in_context = options.in_context;
   RECFORGE_CHECK(prompts.in_context == 0 || !prompts.train.empty(),
                  "--in-context needs --demonstrations FILE");
-  PretrainedLlama pretrained = load_pretrained_llama(resolve_pretrained(options.model));
-  pretrained.config.precision = parse_precision(options.precision);
-  const Tokenizer tokenizer(pretrained.tokenizer);
-  const std::vector<TextExample> examples =
-      load_text_examples(prompts, {options.prompts, 0, options.limit, 0, 0, true}, tokenizer);
-  LlamaModel<float> model(Context::create(parse_device(options.device)), pretrained.config, 256,
-                          false);
-  model.load_parameters(pretrained.parameters);
-  if (!options.adapter.empty()) {
-    const LlamaPeftAdapter adapter = load_llama_peft_adapter(options.adapter, pretrained.config);
-    model.enable_lora(adapter.config, 0);
-    model.load_adapter_parameters(adapter.values);
-  }
+  TextModel loaded = load_text_model(options.model, options.adapter, parse_device(options.device),
+                                     parse_precision(options.precision), 256);
+  const std::vector<TextExample> examples = load_text_examples(
+      prompts, {options.prompts, 0, options.limit, 0, 0, true}, loaded.tokenizer);
   const TextEvalSettings settings{prompts.task, prompts.max_context, options.valid_ratio, "eval"};
-  nlohmann::json result = evaluate_text(model, tokenizer, examples, settings);
+  nlohmann::json result = evaluate_text(*loaded.model, loaded.tokenizer, examples, settings);
   result["model"] = options.model;
   result["task"] = options.task;
   result["prompts"] = options.prompts;

@@ -99,17 +99,24 @@ class Model:
         return rms_norm(x, p["model.norm.weight"], self.eps)
 
 
-def model(directory):
+def read_case(directory):
+    """The model, the packed batch (tokens, positions, targets, offsets), every parameter tensor
+    (the trained ones requiring grad), their names and the output layer's name."""
     m = Model(directory)
     ints = lambda name: torch.from_numpy(load(directory, name).astype(np.int64))
     tokens, positions, targets = ints("tokens"), ints("positions"), ints("targets")
-    offsets = load(directory, "offsets")
+    offsets = load(directory, "offsets").astype(np.int64)
     names = [line for line in (pathlib.Path(directory) / "names.txt").read_text().split("\n") if line]
     trained = [line for line in (pathlib.Path(directory) / "trained.txt").read_text().split("\n") if line]
     p = {name: torch.from_numpy(load(directory, "param." + name).astype(np.float64)) for name in names}
     for name in trained:
         p[name].requires_grad_(True)
     head = "model.embed_tokens.weight" if m.tied else "lm_head.weight"
+    return m, (tokens, positions, targets, offsets), p, trained, head
+
+
+def model(directory):
+    m, (tokens, positions, targets, offsets), p, trained, head = read_case(directory)
 
     def loss_and_logits():
         logits = m.hidden(p, tokens, positions, offsets) @ p[head].t()
@@ -127,17 +134,9 @@ def text_dpo(directory):
       loss_type 1 (S-DPO):       -log sigmoid(-log sum_{k>=1} exp(u_k))
     averaged over the groups. Writes the per-sequence policy log-probs, the loss and the adapters'
     gradients."""
-    m = Model(directory)
-    ints = lambda name: torch.from_numpy(load(directory, name).astype(np.int64))
-    tokens, positions, targets = ints("tokens"), ints("positions"), ints("targets")
-    offsets, groups = load(directory, "offsets").astype(np.int64), load(directory, "group_sizes")
+    m, (tokens, positions, targets, offsets), p, trained, head = read_case(directory)
+    groups = load(directory, "group_sizes")
     reference = torch.from_numpy(load(directory, "reference").astype(np.float64))
-    names = [line for line in (pathlib.Path(directory) / "names.txt").read_text().split("\n") if line]
-    trained = [line for line in (pathlib.Path(directory) / "trained.txt").read_text().split("\n") if line]
-    p = {name: torch.from_numpy(load(directory, "param." + name).astype(np.float64)) for name in names}
-    for name in trained:
-        p[name].requires_grad_(True)
-    head = "model.embed_tokens.weight" if m.tied else "lm_head.weight"
     logits = m.hidden(p, tokens, positions, offsets) @ p[head].t()
     token_lp = -F.cross_entropy(logits, targets, ignore_index=-1, reduction="none")
     policy = torch.stack([token_lp[offsets[s]:offsets[s + 1]].sum() for s in range(len(offsets) - 1)])

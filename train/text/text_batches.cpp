@@ -53,6 +53,26 @@ void finish(TextBatch& batch) {
   for (int32_t target : batch.host.targets) batch.answer_tokens += target != kIgnoreIndex;
 }
 
+// Micro-batch c holds examples [cuts[c], cuts[c + 1]), each as its group's answered sequences.
+std::vector<TextBatch> pack_groups(std::span<const TextExample> examples,
+                                   const std::vector<std::vector<int>>& groups,
+                                   const std::vector<size_t>& cuts, int32_t end) {
+  std::vector<TextBatch> batches;
+  for (size_t c = 0; c + 1 < cuts.size(); ++c) {
+    TextBatch batch;
+    batch.host = empty_batch();
+    for (size_t i = cuts[c]; i < cuts[c + 1]; ++i) {
+      for (int a : groups[i]) {
+        add_answered_sequence(batch.host, examples[i].prompt, examples[i].answers[a], end);
+      }
+      batch.group_sizes.push_back(static_cast<int>(groups[i].size()));
+    }
+    finish(batch);
+    batches.push_back(std::move(batch));
+  }
+  return batches;
+}
+
 }  // namespace
 
 void add_answered_sequence(PackedBatch& batch, std::span<const int32_t> prompt,
@@ -69,22 +89,13 @@ void add_answered_sequence(PackedBatch& batch, std::span<const int32_t> prompt,
 
 std::vector<TextBatch> sft_batches(std::span<const TextExample> examples, int32_t end,
                                    int max_examples, int max_tokens) {
+  std::vector<std::vector<int>> groups;
   std::vector<int> tokens;
-  for (const TextExample& e : examples) tokens.push_back(sequence_tokens(e, e.chosen, end >= 0));
-  const std::vector<size_t> cuts = cut_points(tokens, max_examples, max_tokens);
-  std::vector<TextBatch> batches;
-  for (size_t c = 0; c + 1 < cuts.size(); ++c) {
-    TextBatch batch;
-    batch.host = empty_batch();
-    for (size_t i = cuts[c]; i < cuts[c + 1]; ++i) {
-      add_answered_sequence(batch.host, examples[i].prompt, examples[i].answers[examples[i].chosen],
-                            end);
-      batch.group_sizes.push_back(1);
-    }
-    finish(batch);
-    batches.push_back(std::move(batch));
+  for (const TextExample& e : examples) {
+    groups.push_back({e.chosen});
+    tokens.push_back(sequence_tokens(e, e.chosen, end >= 0));
   }
-  return batches;
+  return pack_groups(examples, groups, cut_points(tokens, max_examples, max_tokens), end);
 }
 
 std::vector<TextBatch> dpo_batches(std::span<const TextExample> examples, int rejected,
@@ -101,21 +112,7 @@ std::vector<TextBatch> dpo_batches(std::span<const TextExample> examples, int re
     tokens.push_back(total);
     groups.push_back(std::move(group));
   }
-  const std::vector<size_t> cuts = cut_points(tokens, max_examples, max_tokens);
-  std::vector<TextBatch> batches;
-  for (size_t c = 0; c + 1 < cuts.size(); ++c) {
-    TextBatch batch;
-    batch.host = empty_batch();
-    for (size_t i = cuts[c]; i < cuts[c + 1]; ++i) {
-      for (int a : groups[i]) {
-        add_answered_sequence(batch.host, examples[i].prompt, examples[i].answers[a], -1);
-      }
-      batch.group_sizes.push_back(static_cast<int>(groups[i].size()));
-    }
-    finish(batch);
-    batches.push_back(std::move(batch));
-  }
-  return batches;
+  return pack_groups(examples, groups, cut_points(tokens, max_examples, max_tokens), -1);
 }
 
 }  // namespace recforge

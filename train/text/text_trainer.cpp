@@ -504,6 +504,22 @@ std::string resolve_pretrained(const std::string& name) {
   return file.string();
 }
 
+TextModel load_text_model(const std::string& name, const std::string& adapter, Device device,
+                          Precision precision, int max_tokens) {
+  PretrainedLlama pretrained = load_pretrained_llama(resolve_pretrained(name));
+  pretrained.config.precision = precision;
+  TextModel loaded{pretrained.config, Tokenizer(pretrained.tokenizer),
+                   std::make_unique<LlamaModel<float>>(Context::create(device), pretrained.config,
+                                                       max_tokens, false)};
+  loaded.model->load_parameters(pretrained.parameters);
+  if (!adapter.empty()) {
+    const LlamaPeftAdapter peft = load_llama_peft_adapter(adapter, pretrained.config);
+    loaded.model->enable_lora(peft.config, 0);
+    loaded.model->load_adapter_parameters(peft.values);
+  }
+  return loaded;
+}
+
 TrainStatus train_text(const RunConfig& config, const TrainerOptions& options) {
   TextRun run(config, options);
   return run.run();

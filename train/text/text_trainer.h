@@ -20,6 +20,11 @@
 // micro-batch order and dropout seeds. One process (data parallelism is not wired for text runs).
 #pragma once
 
+#include <memory>
+#include <string>
+
+#include "model/llama/model.h"
+#include "model/text/tokenizer.h"
 #include "train/config/config.h"
 #include "train/trainer.h"
 
@@ -30,5 +35,15 @@ TrainStatus train_text(const RunConfig& config, const TrainerOptions& options);
 // model.pretrained: a path, or a known model name (smollm2-135m-instruct) looked up in
 // $RECFORGE_MODEL_DIR or ~/.cache/recforge/models, where tools/fetch-model.sh puts it.
 std::string resolve_pretrained(const std::string& name);
+
+// A pretrained model (resolve_pretrained's names) for scoring, its base frozen in `precision`,
+// with the PEFT adapters of `adapter` when it is not empty.
+struct TextModel {
+  LlamaConfig config;
+  Tokenizer tokenizer;
+  std::unique_ptr<LlamaModel<float>> model;
+};
+TextModel load_text_model(const std::string& name, const std::string& adapter, Device device,
+                          Precision precision, int max_tokens);
 
 }  // namespace recforge
