@@ -133,6 +133,7 @@ void register_synth(CLI::App& data) {
 
 struct PromptsArgs {
   std::string data, task = "candidate_choice", part = "test", split = "chronological", output;
+  std::string save_candidates;
   LogPromptOptions options;
 };
 
@@ -149,8 +150,10 @@ void run_prompts(const PromptsArgs& args) {
     write_instruction_file(args.output, examples);
     count = examples.size();
   } else {
-    const auto examples = candidate_prompts(split, titles, options);
+    const std::vector<CandidateList> lists = candidate_lists(split, titles, options);
+    const auto examples = candidate_prompts(data, titles, lists, options);
     write_candidate_file(args.output, examples);
+    if (!args.save_candidates.empty()) save_candidate_lists(args.save_candidates, lists);
     count = examples.size();
   }
   std::printf("%zu %s prompts (%s part, %s split) written to %s\n", count, args.task.c_str(),
@@ -191,6 +194,9 @@ void register_prompts(CLI::App& data) {
   prompts->add_option("--noun", o.noun, "preference: what an item is (movie, book, ...)")
       ->capture_default_str();
   prompts->add_option("--output", args->output, "JSON prompt file")->required();
+  prompts->add_option("--save-candidates", args->save_candidates,
+                      "candidate_choice: also write the candidate lists as item ids here (for "
+                      "`recforge eval --run DIR --candidates FILE`)");
   prompts->callback([args] { run_prompts(*args); });
 }
 

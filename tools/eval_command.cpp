@@ -13,6 +13,7 @@
 #include "tools/model_source.h"
 #include "tools/text_eval.h"
 #include "train/config/config.h"
+#include "train/data/candidate_lists.h"
 #include "train/eval/checkpointed_model.h"
 #include "train/eval/eval_cases.h"
 
@@ -22,7 +23,7 @@ namespace {
 struct EvalCommandOptions {
   ModelSource source;
   std::string device = "auto", split = "test", protocol = "full";
-  std::string ks = "1,5,10,20", sampled_by = "uniform", save_negatives;
+  std::string ks = "1,5,10,20", sampled_by = "uniform", save_negatives, candidates;
   bool include_history = false;
   int negatives = 100, batch_size = 256, threads = 0;
   uint64_t seed = 1;
@@ -49,6 +50,42 @@ std::vector<int> parse_ks(const std::string& text) {
   return ks;
 }
 
+// Each list's target ranked among its own candidates (the same lists an LLM's candidate_choice
+// prompts show), its history the user's first history_length events.
+RankingMetrics rank_candidate_lists(CheckpointedModel& loaded, const Dataset& data,
+                                    std::span<const int32_t> model_item,
+                                    const std::vector<CandidateList>& lists,
+                                    const EvalOptions& eval) {
+  std::vector<EvalCase> cases;
+  std::vector<std::vector<int32_t>> negatives;
+  for (const CandidateList& list : lists) {
+    const auto items = data.items(list.user);
+    EvalCase c;
+    for (int64_t j = 0; j < list.history_length; ++j) c.history.push_back(model_item[items[j]]);
+    c.target = model_item[list.items[list.answer]];
+    cases.push_back(std::move(c));
+    negatives.emplace_back();
+    for (size_t i = 0; i < list.items.size(); ++i) {
+      if (static_cast<int>(i) != list.answer) negatives.back().push_back(model_item[list.items[i]]);
+    }
+  }
+  return evaluate_sampled(*loaded.model, cases, negatives, eval);
+}
+
+void print_candidate_eval(CheckpointedModel& loaded, const std::filesystem::path& checkpoint,
+                          const Dataset& data, std::span<const int32_t> model_item,
+                          const EvalOptions& eval, const std::filesystem::path& file) {
+  const std::vector<CandidateList> lists = load_candidate_lists(file);
+  check_candidate_lists(lists, data, file);
+  nlohmann::json result = {{"checkpoint", checkpoint.string()},
+                           {"candidates", file.string()},
+                           {"lists", lists.size()},
+                           {"candidates_per_list", lists[0].items.size()}};
+  const RankingMetrics metrics = rank_candidate_lists(loaded, data, model_item, lists, eval);
+  for (const auto& [key, value] : metrics.as_map("")) result[key] = value;
+  std::printf("%s\n", result.dump(2).c_str());
+}
+
 void run_eval(const EvalCommandOptions& options) {
   const std::vector<int> ks = parse_ks(options.ks);
   const Device device = parse_device(options.device);
@@ -58,17 +95,21 @@ void run_eval(const EvalCommandOptions& options) {
   const std::filesystem::path data_path = options.source.data_path(loaded);
   Dataset data = Dataset::open(data_path);
   const std::vector<int32_t> model_item = model_items_of(loaded, data);
+  EvalOptions eval;
+  eval.ks = ks;
+  eval.batch_size = options.batch_size;
+  eval.masked = loaded.masked;
+  eval.prompt = loaded.prompt;
+  if (!options.candidates.empty()) {
+    print_candidate_eval(loaded, checkpoint, data, model_item, eval, options.candidates);
+    return;
+  }
   LeaveOneOutSplit split(data);
   const Split which = options.split == "valid" ? Split::kValid : Split::kTest;
   const EvalProtocol protocol = parse_choice<EvalProtocol>(options.protocol);
   const NegativeSampling sampled_by = parse_choice<NegativeSampling>(options.sampled_by);
   EvalCases cases = evaluation_cases(data, split, which, !options.include_history);
   renumber_items(cases, model_item);
-  EvalOptions eval;
-  eval.ks = ks;
-  eval.batch_size = options.batch_size;
-  eval.masked = loaded.masked;
-  eval.prompt = loaded.prompt;
   nlohmann::json result = {{"checkpoint", checkpoint.string()},
                            {"split", options.split},
                            {"protocol", options.protocol},
@@ -122,6 +163,9 @@ void register_eval_command(CLI::App& app) {
   command->add_option("--seed", options->seed, "sampled: seed of the negatives")
       ->capture_default_str();
   command->add_option("--save-negatives", options->save_negatives, "sampled: write them here");
+  command->add_option("--candidates", options->candidates,
+                      "rank each target among its own candidates instead (a file from `recforge "
+                      "data prompts --save-candidates`)");
   command->add_option("--device", options->device, "cpu, cuda or auto")->capture_default_str();
   command->add_option("--threads", options->threads, "CPU threads (default: all)");
   command->add_option("--batch-size", options->batch_size, "users per forward pass")

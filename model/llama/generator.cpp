@@ -75,20 +75,40 @@ std::span<const float> LlamaGenerator::append(std::span<const int32_t> tokens) {
   return host_logits_;
 }
 
+std::span<const float> LlamaGenerator::append_rows(std::span<const int32_t> tokens) {
+  const int n = static_cast<int>(tokens.size());
+  RECFORGE_CHECK(n > 0 && n <= model_.max_tokens(), "generation: append_rows takes 1 to ",
+                 model_.max_tokens(), " tokens, got ", n);
+  model_.forward_cached(tokens, cache_);
+  const size_t count = static_cast<size_t>(n) * model_.config().vocab_size;
+  if (row_logits_.size() < count) row_logits_ = Buffer<float>(model_.context().device(), count);
+  model_.logits(row_logits_.data(), n);
+  host_row_logits_.resize(count);
+  copy_bytes(host_row_logits_.data(), Device::kCpu, row_logits_.data(), row_logits_.device(),
+             count * sizeof(float));
+  return host_row_logits_;
+}
+
 std::vector<int32_t> LlamaGenerator::generate(std::span<const int32_t> prompt,
                                               const GenerationOptions& options,
                                               const std::function<void(int32_t)>& on_token) {
+  RECFORGE_CHECK(!prompt.empty(), "generation needs a prompt of at least one token");
+  reset();
+  return continue_generation(append(prompt), options, on_token);
+}
+
+std::vector<int32_t> LlamaGenerator::continue_generation(
+    std::span<const float> next_logits, const GenerationOptions& options,
+    const std::function<void(int32_t)>& on_token) {
   options.sampling.validate();
   RECFORGE_CHECK(options.max_new_tokens >= 0, "max_new_tokens must be >= 0, got ",
                  options.max_new_tokens);
-  RECFORGE_CHECK(!prompt.empty(), "generation needs a prompt of at least one token");
-  RECFORGE_CHECK(static_cast<int>(prompt.size()) + options.max_new_tokens <= cache_.capacity(),
-                 "the prompt (", prompt.size(), " tokens) and ", options.max_new_tokens,
-                 " new tokens exceed the context of ", cache_.capacity(), " tokens");
-  reset();
+  RECFORGE_CHECK(length() + options.max_new_tokens <= cache_.capacity(), "the prompt (", length(),
+                 " tokens) and ", options.max_new_tokens, " new tokens exceed the context of ",
+                 cache_.capacity(), " tokens");
   std::mt19937_64 rng(options.sampling.seed);
   std::vector<int32_t> generated;
-  std::span<const float> logits = append(prompt);
+  std::span<const float> logits = next_logits;
   for (int step = 0; step < options.max_new_tokens; ++step) {
     const int32_t token = sample_token(logits, options.sampling, rng);
     generated.push_back(token);

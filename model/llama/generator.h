@@ -45,17 +45,29 @@ class LlamaGenerator {
   // Goes back to the sequence's first `length` tokens.
   void truncate(int length) { cache_.truncate(length); }
   int length() const { return cache_.length(); }
+  // The most tokens append_rows takes at once.
+  int max_chunk() const { return model_.max_tokens(); }
   // Appends tokens to the sequence; returns the next-token logits [V] after the last one.
   std::span<const float> append(std::span<const int32_t> tokens);
+  // Appends up to the model's max_tokens tokens in one forward; returns the next-token logits
+  // after each of them, [tokens.size(), V] row-major (a continuation scored in one pass).
+  std::span<const float> append_rows(std::span<const int32_t> tokens);
   // Prefills `prompt` (after a reset) and generates; `on_token` sees each new token as it comes.
   std::vector<int32_t> generate(std::span<const int32_t> prompt, const GenerationOptions& options,
                                 const std::function<void(int32_t)>& on_token = {});
+  // Generates after the sequence so far, whose next-token logits are `next_logits` (a prompt
+  // already in the cache, as a PromptScorer leaves it).
+  std::vector<int32_t> continue_generation(std::span<const float> next_logits,
+                                           const GenerationOptions& options,
+                                           const std::function<void(int32_t)>& on_token = {});
 
  private:
   LlamaModel<float>& model_;
   LlamaKvCache<float> cache_;
   Buffer<float> logits_;
   std::vector<float> host_logits_;
+  Buffer<float> row_logits_;  // [rows, V], grown as append_rows needs
+  std::vector<float> host_row_logits_;
 };
 
 }  // namespace recforge

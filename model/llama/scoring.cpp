@@ -72,18 +72,35 @@ std::vector<double> PromptScorer::score(std::span<const int32_t> prompt,
   RECFORGE_CHECK(!prompt.empty(), "scoring needs a prompt of at least one token");
   generator_.reset();
   const std::span<const float> after_prompt = generator_.append(prompt);
-  const std::vector<float> first(after_prompt.begin(), after_prompt.end());
+  after_prompt_.assign(after_prompt.begin(), after_prompt.end());
+  prompt_length_ = static_cast<int>(prompt.size());
   std::vector<double> scores;
   for (const std::vector<int32_t>& continuation : continuations) {
     RECFORGE_CHECK(!continuation.empty(), "scoring needs continuations of at least one token");
-    generator_.truncate(static_cast<int>(prompt.size()));
-    double total = log_prob_of(first, continuation[0]);
-    for (size_t k = 1; k < continuation.size(); ++k) {
-      total += log_prob_of(generator_.append(std::span(&continuation[k - 1], 1)), continuation[k]);
-    }
-    scores.push_back(total);
+    scores.push_back(score_continuation(continuation));
   }
   return scores;
+}
+
+double PromptScorer::score_continuation(std::span<const int32_t> continuation) {
+  generator_.truncate(prompt_length_);
+  double total = log_prob_of(after_prompt_, continuation[0]);
+  const size_t vocab = after_prompt_.size();
+  for (size_t begin = 1; begin < continuation.size();) {
+    const size_t n = std::min<size_t>(continuation.size() - begin, generator_.max_chunk());
+    const std::span<const float> rows = generator_.append_rows(continuation.subspan(begin - 1, n));
+    for (size_t k = 0; k < n; ++k) {
+      total += log_prob_of(rows.subspan(k * vocab, vocab), continuation[begin + k]);
+    }
+    begin += n;
+  }
+  return total;
+}
+
+std::vector<int32_t> PromptScorer::generate(const GenerationOptions& options) {
+  RECFORGE_CHECK(prompt_length_ > 0, "PromptScorer::generate: no prompt scored yet");
+  generator_.truncate(prompt_length_);
+  return generator_.continue_generation(after_prompt_, options);
 }
 
 template std::vector<double> continuation_log_probs(LlamaModel<float>&,

@@ -24,16 +24,23 @@ std::vector<double> continuation_log_probs(LlamaModel<T>& model,
 
 // The same for several continuations of one prompt, prefilling the prompt once into a key/value
 // cache and rolling the cache back to it before each continuation (a prompt's Yes/No answers, a
-// candidate list's titles).
+// candidate list's titles); a continuation runs in one forward from the cache (all its tokens but
+// the last), its rows' logits scoring its tokens.
 class PromptScorer {
  public:
   PromptScorer(LlamaModel<float>& model, int max_context) : generator_(model, max_context) {}
 
   std::vector<double> score(std::span<const int32_t> prompt,
                             std::span<const std::vector<int32_t>> continuations);
+  // Generates after the last scored prompt, reusing its cache (no second prefill).
+  std::vector<int32_t> generate(const GenerationOptions& options);
 
  private:
+  double score_continuation(std::span<const int32_t> continuation);
+
   LlamaGenerator generator_;
+  int prompt_length_ = 0;
+  std::vector<float> after_prompt_;  // next-token logits after the prompt
 };
 
 // log softmax(logits)[token], in double.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Logs with titles to prompt files on the command line: `data prepare --items` with a Latin-1
 # pipe-separated title file, `data prompts` for both tasks and every part, and the refusals a user
-# meets (titles read as UTF-8, a dataset prepared without titles, a log item without a title).
+# meets (titles read as UTF-8, a dataset prepared without titles, a log item without a title), and
+# an item-ID model ranking the same candidate lists the prompts show (--save-candidates).
 # Usage: text_prompts.sh RECFORGE_BINARY
 set -uo pipefail
 recforge=$1
@@ -58,6 +59,37 @@ then
   pass "prompt files hold the target only as a candidate, labels Yes./No."
 else
   fail "prompt file contents"
+fi
+cat > items.yaml <<'YAML'
+run: {output_dir: items-run, seed: 1, device: cpu, log_every_steps: 100}
+data: {path: data, max_len: 16, split: leave_one_out}
+model: {d_model: 32, n_layer: 1, n_head: 1, mlp_ratio: 2, dropout: 0.0}
+stages:
+  - name: pretrain
+    objective: {type: nbp, next_k: 1, loss: full_softmax}
+    train: {batch_size: 4, lr: 1.0e-3, epochs: 1}
+    eval: {metric: ndcg@10, patience: 0, protocol: full, sampled_negatives: 10}
+YAML
+"$recforge" data prompts --data data --task candidate_choice --part test --candidates 5 \
+  --output lists.json --save-candidates lists.txt > /dev/null
+"$recforge" train items.yaml > /dev/null 2>&1
+out=$("$recforge" eval --run items-run --candidates lists.txt --k 1,5 2>&1)
+if python3 -c "
+import json, sys
+r = json.loads(sys.argv[1]); prompts = json.load(open('lists.json'))
+assert r['lists'] == len(prompts) and r['candidates_per_list'] == 5, r
+assert r['hr@5'] == 1.0 and 0 <= r['hr@1'] <= 1, r
+" "$out"; then
+  pass "an item-ID model ranks the prompts' own candidate lists"
+else
+  fail "eval --candidates: $out"
+fi
+echo "0 1 0 999 1" > other.txt
+out=$("$recforge" eval --run items-run --candidates other.txt 2>&1)
+if [[ $? -ne 0 && $out == *"item 999 is not one of the"* ]]; then
+  pass "candidate lists from another dataset are refused"
+else
+  fail "foreign candidate lists: $out"
 fi
 prepare plain > /dev/null
 out=$("$recforge" data prompts --data plain --output x.json 2>&1)

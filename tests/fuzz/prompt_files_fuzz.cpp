@@ -1,8 +1,9 @@
 // libFuzzer target: arbitrary bytes as the text-side files a user hands the LLM path: item titles
 // (delimited with each delimiter and encoding, and JSON), TALLRec/Alpaca instruction files and
-// S-DPO candidate files. The bytes go to a temporary file (the readers take paths).
-// recforge::Error is the expected answer to bad input; a crash, a sanitizer report or a broken
-// invariant (an empty or non-UTF-8 title, an answer outside its candidates) is a bug.
+// S-DPO candidate files, and candidate lists as item ids. The bytes go to a temporary file (the
+// readers take paths). recforge::Error is the expected answer to bad input; a crash, a sanitizer
+// report or a broken invariant (an empty or non-UTF-8 title, an answer outside its candidates) is a
+// bug.
 #include <unistd.h>
 
 #include <cstddef>
@@ -13,6 +14,7 @@
 #include <string>
 
 #include "kernels/check.h"
+#include "train/data/candidate_lists.h"
 #include "train/data/instruction_files.h"
 #include "train/data/item_titles.h"
 
@@ -59,6 +61,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     expect_error_or([&] {
       for (const recforge::CandidateExample& e : recforge::read_candidate_file(file)) {
         if (e.answer < 0 || e.answer >= static_cast<int>(e.candidates.size())) std::abort();
+      }
+    });
+    expect_error_or([&] {
+      for (const recforge::CandidateList& list : recforge::load_candidate_lists(file)) {
+        if (list.answer < 0 || list.answer >= static_cast<int>(list.items.size())) std::abort();
       }
     });
     fs::remove(file);

@@ -61,12 +61,12 @@ std::vector<InstructionExample> preference_prompts(const EventSplit& split,
   return out;
 }
 
-std::vector<CandidateExample> candidate_prompts(const EventSplit& split,
-                                                const std::vector<std::string>& titles,
-                                                const LogPromptOptions& options) {
+std::vector<CandidateList> candidate_lists(const EventSplit& split,
+                                           const std::vector<std::string>& titles,
+                                           const LogPromptOptions& options) {
   const Dataset& data = split.dataset();
   RECFORGE_CHECK(options.candidates >= 2, "candidate_choice needs 2 candidates or more");
-  std::vector<CandidateExample> out;
+  std::vector<CandidateList> out;
   for_each_target(split, options, [&](int32_t user, int64_t target, int64_t history_end) {
     const auto items = data.items(user);
     if (std::find(items.begin(), items.begin() + history_end, items[target]) !=
@@ -90,16 +90,37 @@ std::vector<CandidateExample> candidate_prompts(const EventSplit& split,
       if (!seen.count(item) && titled.insert(titles[item]).second) candidates.push_back(item);
     }
     std::shuffle(candidates.begin(), candidates.end(), rng);
-    CandidateExample example;
-    for (int64_t j = std::max<int64_t>(0, history_end - options.history); j < history_end; ++j) {
-      example.history.push_back(titles[items[j]]);
-    }
-    for (int32_t item : candidates) example.candidates.push_back(titles[item]);
-    example.answer = static_cast<int>(
+    const int answer = static_cast<int>(
         std::find(candidates.begin(), candidates.end(), items[target]) - candidates.begin());
-    out.push_back(std::move(example));
+    out.push_back({user, history_end, answer, std::move(candidates)});
   });
   return out;
+}
+
+std::vector<CandidateExample> candidate_prompts(const Dataset& data,
+                                                const std::vector<std::string>& titles,
+                                                const std::vector<CandidateList>& lists,
+                                                const LogPromptOptions& options) {
+  std::vector<CandidateExample> out;
+  for (const CandidateList& list : lists) {
+    const auto items = data.items(list.user);
+    CandidateExample example;
+    for (int64_t j = std::max<int64_t>(0, list.history_length - options.history);
+         j < list.history_length; ++j) {
+      example.history.push_back(titles[items[j]]);
+    }
+    for (int32_t item : list.items) example.candidates.push_back(titles[item]);
+    example.answer = list.answer;
+    out.push_back(std::move(example));
+  }
+  return out;
+}
+
+std::vector<CandidateExample> candidate_prompts(const EventSplit& split,
+                                                const std::vector<std::string>& titles,
+                                                const LogPromptOptions& options) {
+  return candidate_prompts(split.dataset(), titles, candidate_lists(split, titles, options),
+                           options);
 }
 
 }  // namespace recforge

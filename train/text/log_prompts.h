@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "train/data/candidate_lists.h"
 #include "train/data/event_split.h"
 #include "train/data/instruction_files.h"
 
@@ -36,6 +37,14 @@ struct LogPromptOptions {
 std::vector<InstructionExample> preference_prompts(const EventSplit& split,
                                                    const std::vector<std::string>& titles,
                                                    const LogPromptOptions& options);
+// The candidate_choice targets as item ids (what an item-ID model ranks), and their prompts.
+std::vector<CandidateList> candidate_lists(const EventSplit& split,
+                                           const std::vector<std::string>& titles,
+                                           const LogPromptOptions& options);
+std::vector<CandidateExample> candidate_prompts(const Dataset& data,
+                                                const std::vector<std::string>& titles,
+                                                const std::vector<CandidateList>& lists,
+                                                const LogPromptOptions& options);
 std::vector<CandidateExample> candidate_prompts(const EventSplit& split,
                                                 const std::vector<std::string>& titles,
                                                 const LogPromptOptions& options);

@@ -52,9 +52,10 @@ nlohmann::json evaluate_preference(PromptScorer& scorer, std::span<const TextExa
           {"accuracy", static_cast<double>(correct) / examples.size()}};
 }
 
-// The greedy answer is valid when its text (up to the end of the turn) is one of the candidates'.
-bool generates_a_candidate(LlamaGenerator& generator, const Tokenizer& tokenizer,
-                           const TextExample& example) {
+// The candidate whose text the greedy answer to the prompt the scorer holds is (up to the end of
+// the turn), or -1 when it is none of them.
+int generated_candidate(PromptScorer& scorer, const Tokenizer& tokenizer,
+                        const TextExample& example) {
   size_t longest = 0;
   for (const auto& answer : example.answers) longest = std::max(longest, answer.size());
   GenerationOptions options;
@@ -63,24 +64,25 @@ bool generates_a_candidate(LlamaGenerator& generator, const Tokenizer& tokenizer
     if (tokenizer.find(stop) >= 0) options.stop_tokens.push_back(tokenizer.find(stop));
   }
   if (tokenizer.eos() >= 0) options.stop_tokens.push_back(tokenizer.eos());
-  std::string text = tokenizer.decode(generator.generate(example.prompt, options), true);
+  std::string text = tokenizer.decode(scorer.generate(options), true);
   while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
-  return std::any_of(
-      example.answers.begin(), example.answers.end(),
-      [&](const std::vector<int32_t>& answer) { return tokenizer.decode(answer) == text; });
+  for (size_t c = 0; c < example.answers.size(); ++c) {
+    if (tokenizer.decode(example.answers[c]) == text) return static_cast<int>(c);
+  }
+  return -1;
 }
 
-nlohmann::json evaluate_candidate_choice(LlamaModel<float>& model, PromptScorer& scorer,
-                                         const Tokenizer& tokenizer,
+nlohmann::json evaluate_candidate_choice(PromptScorer& scorer, const Tokenizer& tokenizer,
                                          std::span<const TextExample> examples,
                                          const TextEvalSettings& settings, Progress& progress) {
-  int hits = 0, valid = 0;
-  LlamaGenerator generator(model, settings.max_context);
+  int hits = 0, valid = 0, generated_hits = 0;
   for (size_t i = 0; i < examples.size(); ++i) {
     const std::vector<double> lp = scorer.score(examples[i].prompt, examples[i].answers);
     hits += std::max_element(lp.begin(), lp.end()) - lp.begin() == examples[i].chosen;
     if (settings.valid_ratio) {
-      valid += generates_a_candidate(generator, tokenizer, examples[i]);
+      const int generated = generated_candidate(scorer, tokenizer, examples[i]);
+      valid += generated >= 0;
+      generated_hits += generated == examples[i].chosen;
     }
     progress.done(i + 1);
   }
@@ -88,7 +90,10 @@ nlohmann::json evaluate_candidate_choice(LlamaModel<float>& model, PromptScorer&
       {"examples", examples.size()},
       {"hr@1", static_cast<double>(hits) / examples.size()},
       {"candidates_per_example", examples.empty() ? 0 : examples[0].answers.size()}};
-  if (settings.valid_ratio) result["valid_ratio"] = static_cast<double>(valid) / examples.size();
+  if (settings.valid_ratio) {
+    result["valid_ratio"] = static_cast<double>(valid) / examples.size();
+    result["generated_hr@1"] = static_cast<double>(generated_hits) / examples.size();
+  }
   return result;
 }
 
@@ -102,7 +107,7 @@ nlohmann::json evaluate_text(LlamaModel<float>& model, const Tokenizer& tokenize
   Progress progress(settings.label, examples.size());
   return settings.task == TextTask::kPreference
              ? evaluate_preference(scorer, examples, progress)
-             : evaluate_candidate_choice(model, scorer, tokenizer, examples, settings, progress);
+             : evaluate_candidate_choice(scorer, tokenizer, examples, settings, progress);
 }
 
 }  // namespace recforge

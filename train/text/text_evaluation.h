@@ -5,8 +5,9 @@
 //                     "accuracy" of score > 0;
 //   candidate_choice  every candidate scored as the answer: "hr@1" when the true one scores
 //                     highest; with valid_ratio also greedy generation (up to the longest answer
-//                     plus a few tokens) and "valid_ratio", the share of generations that are
-//                     exactly one of the candidates.
+//                     plus a few tokens): "valid_ratio", the share of generations that are
+//                     exactly one of the candidates, and "generated_hr@1", the share that are
+//                     exactly the true one (S-DPO's HitRatio@1, read from the generated text).
 // Progress with an ETA goes to stderr.
 #pragma once
 

@@ -179,7 +179,7 @@ TEST(LlamaScoringTest, APromptScorerSharingTheCacheGivesThePackedScores) {
   const std::vector<int32_t> prompt = testing::random_ints(rng, 11, 0, config.vocab_size);
   std::vector<std::vector<int32_t>> continuations;
   std::vector<ScoringRequest> requests;
-  for (int length : {1, 4, 2}) {
+  for (int length : {1, 4, 2, 10}) {  // 10: appended in chunks of the cached model's 8
     continuations.push_back(testing::random_ints(rng, length, 0, config.vocab_size));
   }
   for (const auto& c : continuations) requests.push_back({prompt, c});
@@ -192,6 +192,22 @@ TEST(LlamaScoringTest, APromptScorerSharingTheCacheGivesThePackedScores) {
   for (size_t i = 0; i < packed.size(); ++i) {
     EXPECT_NEAR(cached[i], packed[i], 1e-4 * std::abs(packed[i])) << "continuation " << i;
   }
+}
+
+TEST(LlamaScoringTest, GeneratingAfterScoringContinuesFromThePrompt) {
+  std::mt19937_64 rng(testing::fresh_seed());
+  const LlamaConfig config = small_config();
+  auto model = random_model(config, 8, rng());
+  const std::vector<int32_t> prompt = testing::random_ints(rng, 11, 0, config.vocab_size);
+  GenerationOptions options;
+  options.max_new_tokens = 6;
+  LlamaGenerator generator(*model, 32);
+  const std::vector<int32_t> expected = generator.generate(prompt, options);
+  PromptScorer scorer(*model, 32);
+  const std::vector<std::vector<int32_t>> continuations = {
+      testing::random_ints(rng, 5, 0, config.vocab_size)};
+  scorer.score(prompt, continuations);
+  EXPECT_EQ(scorer.generate(options), expected);
 }
 
 TEST(LlamaScoringTest, ARequestLongerThanTheBatchIsRefused) {

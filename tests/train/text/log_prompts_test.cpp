@@ -56,6 +56,29 @@ TEST_F(LogPromptsTest, CandidatesAreTheTargetAndUnseenItemsAfterAnEarlierHistory
   EXPECT_EQ(again[0].candidates, u.candidates);
 }
 
+TEST_F(LogPromptsTest, CandidateListsHoldTheItemsThePromptsName) {
+  const Dataset data = log();
+  const EventSplit split = EventSplit::chronological(data, {});
+  const std::vector<std::string> titles = titles_of(data);
+  LogPromptOptions options;
+  options.candidates = 6;
+  const std::vector<CandidateList> lists = candidate_lists(split, titles, options);
+  const auto examples = candidate_prompts(split, titles, options);
+  ASSERT_EQ(lists.size(), examples.size());
+  for (size_t i = 0; i < lists.size(); ++i) {
+    const auto items = data.items(lists[i].user);
+    ASSERT_LT(lists[i].history_length, static_cast<int64_t>(items.size()));
+    EXPECT_EQ(examples[i].history.back(), titles[items[lists[i].history_length - 1]]);
+    EXPECT_EQ(examples[i].answer, lists[i].answer);
+    for (size_t c = 0; c < lists[i].items.size(); ++c) {
+      EXPECT_EQ(examples[i].candidates[c], titles[lists[i].items[c]]);
+    }
+    EXPECT_EQ(std::count(items.begin(), items.begin() + lists[i].history_length,
+                         lists[i].items[lists[i].answer]),
+              0);
+  }
+}
+
 TEST_F(LogPromptsTest, PreferenceSplitsTheHistoryByRatingAndLabelsTheTarget) {
   const Dataset data = log();
   const EventSplit split = EventSplit::leave_one_out(data);
