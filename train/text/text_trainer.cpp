@@ -98,6 +98,7 @@ class TextRun {
   void start_adapters(size_t index);
   TrainStatus train_stage(size_t index);
   uint64_t dropout_seed(const StageSection& stage, int64_t step, size_t micro) const;
+  void warn_if_max_tokens_shrinks_steps(const StageSection& stage, const StageData& data) const;
   double train_step(const StageSection& stage, const StageData& data,
                     std::span<const int> micro_batches, int64_t step, DpoSums& dpo);
   void evaluate_and_keep_best(const StageSection& stage, StageState& state);
@@ -211,6 +212,22 @@ uint64_t TextRun::dropout_seed(const StageSection& stage, int64_t step, size_t m
          micro;
 }
 
+// A micro-batch holds up to train.batch_size examples but never more than model.max_tokens tokens:
+// long prompts (or many rejected answers) can make a step far smaller than the batch size asked.
+void TextRun::warn_if_max_tokens_shrinks_steps(const StageSection& stage,
+                                               const StageData& data) const {
+  size_t examples = 0;
+  for (const TextBatch& batch : data.batches) examples += batch.group_sizes.size();
+  const double per_batch = static_cast<double>(examples) / data.batches.size();
+  if (per_batch >= 0.75 * stage.train.batch_size) return;
+  std::fprintf(stderr,
+               "warning: stage %s: model.max_tokens %d fits %.1f examples per micro-batch on "
+               "average, not train.batch_size %d: each step sees %.1f x train.grad_accum %d "
+               "examples (raise model.max_tokens or train.grad_accum)\n",
+               stage.name.c_str(), config_.model.max_tokens, per_batch, stage.train.batch_size,
+               per_batch, stage.train.grad_accum);
+}
+
 double TextRun::train_step(const StageSection& stage, const StageData& data,
                            std::span<const int> micro_batches, int64_t step, DpoSums& dpo) {
   model_->zero_gradients();
@@ -293,6 +310,7 @@ TrainStatus TextRun::train_stage(size_t index) {
   const int accum = stage.train.grad_accum;
   const int64_t batches = static_cast<int64_t>(data.batches.size());
   RECFORGE_CHECK(batches > 0, "stage ", stage.name, ": no training prompts");
+  warn_if_max_tokens_shrinks_steps(stage, data);
   const int steps_per_epoch = static_cast<int>((batches + accum - 1) / accum);
   int64_t total = static_cast<int64_t>(steps_per_epoch) * stage.train.epochs;
   if (stage.train.max_steps > 0) total = std::min(total, stage.train.max_steps);
